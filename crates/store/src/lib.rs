@@ -21,6 +21,8 @@ pub mod endpoint;
 pub mod error;
 pub mod etcd;
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod types;
 
 pub use compaction::{CompactionPolicy, Compactor};
