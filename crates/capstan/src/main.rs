@@ -1,1 +1,87 @@
-fn main(){}
+//! `capstan`: a Kubernetes distribution in one binary.
+//!
+//! Each subcommand runs one part of the Kubernetes architecture, or all of
+//! the control plane and a node together (`server`). The parts live in their
+//! own crates (`capstan-store`, and as they are built the API server,
+//! scheduler, controller manager, kubelet and proxy); this binary only parses
+//! flags and wires them up. Subcommands whose part is not built yet say so
+//! and exit non-zero rather than pretend.
+
+mod server;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "capstan", version, about = "A Kubernetes distribution in one binary", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane (and, later, a node) on this machine.
+    Server(server::ServerArgs),
+    /// Run a node (kubelet and proxy) joined to a server.
+    Agent,
+    /// Run only the API server.
+    Apiserver,
+    /// Run only the scheduler, against a server's API.
+    Scheduler,
+    /// Run only the controller manager, against a server's API.
+    ControllerManager,
+    /// Run only the kubelet.
+    Kubelet,
+    /// Run only the service proxy.
+    Proxy,
+    /// Create and list node join tokens.
+    Token,
+    /// Print the admin kubeconfig.
+    Kubeconfig,
+    /// Import and list container images.
+    Image,
+}
+
+impl Command {
+    /// The issue that builds a subcommand not built yet.
+    fn not_built_yet(&self) -> Option<(&'static str, &'static str)> {
+        Some(match self {
+            Command::Server(_) => return None,
+            Command::Agent => ("agent", "the kubelet (issue #5)"),
+            Command::Apiserver => ("apiserver", "the API server (issue #3)"),
+            Command::Scheduler => ("scheduler", "the scheduler (issue #4)"),
+            Command::ControllerManager => ("controller-manager", "the controller manager (issue #4)"),
+            Command::Kubelet => ("kubelet", "the kubelet (issue #5)"),
+            Command::Proxy => ("proxy", "the service proxy (issue #6)"),
+            Command::Token => ("token", "node join with a token (roadmap)"),
+            Command::Kubeconfig => ("kubeconfig", "the API server's PKI (issue #3)"),
+            Command::Image => ("image", "image import (issue #5)"),
+        })
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Some((name, part)) = cli.command.not_built_yet() {
+        eprintln!("capstan {name}: not built yet; it arrives with {part}");
+        return std::process::ExitCode::from(2);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Server(args) => server::run(args),
+        _ => unreachable!("handled above"),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("capstan: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

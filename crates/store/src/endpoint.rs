@@ -47,7 +47,9 @@ impl Endpoint {
         if s.starts_with("http://") {
             return etcd_hosts(s, "http://");
         }
-        Err(invalid("expected sqlite://PATH, etcd://HOST:PORT[,...] or http://HOST:PORT[,...]"))
+        Err(invalid(
+            "expected sqlite://PATH, etcd://HOST:PORT[,...] or http://HOST:PORT[,...]",
+        ))
     }
 }
 
@@ -82,7 +84,10 @@ mod tests {
     #[test]
     fn rejects_unknown_schemes() {
         for bad in ["postgres://x", "sqlite://", "etcd://", "/tmp/db"] {
-            assert!(matches!(Endpoint::parse(bad), Err(StoreError::InvalidEndpoint { .. })), "{bad}");
+            assert!(
+                matches!(Endpoint::parse(bad), Err(StoreError::InvalidEndpoint { .. })),
+                "{bad}"
+            );
         }
     }
 }

@@ -83,7 +83,13 @@ impl SqliteStore {
         let writer_events = events.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || Writer { conn, events: writer_events }.run(queue))
+            .spawn(move || {
+                Writer {
+                    conn,
+                    events: writer_events,
+                }
+                .run(queue)
+            })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the sqlite writer: {e}")))?;
         Ok(SqliteStore {
             writes,
@@ -109,7 +115,7 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn current_revision(&self) -> Result<Revision> {
-        self.readers.read(|tx| current_revision(tx)).await
+        self.readers.read(current_revision).await
     }
 
     async fn get(&self, key: &str, revision: Option<Revision>) -> Result<(Option<KeyValue>, Revision)> {
@@ -133,20 +139,32 @@ impl Store for SqliteStore {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
-        let op = WriteOp::Create { key: key.to_string(), value };
+        let op = WriteOp::Create {
+            key: key.to_string(),
+            value,
+        };
         Ok(written(self.write(op).await?)?.revision())
     }
 
     async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
-        let op = WriteOp::Update { key: key.to_string(), value, expected };
+        let op = WriteOp::Update {
+            key: key.to_string(),
+            value,
+            expected,
+        };
         Ok(written(self.write(op).await?)?.revision())
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
-        let op = WriteOp::Delete { key: key.to_string(), expected };
+        let op = WriteOp::Delete {
+            key: key.to_string(),
+            expected,
+        };
         match written(self.write(op).await?)? {
             Event::Delete { revision, prev } => Ok((revision, prev)),
-            Event::Put { .. } => Err(StoreError::Unavailable("sqlite writer answered a delete with a put".into())),
+            Event::Put { .. } => Err(StoreError::Unavailable(
+                "sqlite writer answered a delete with a put".into(),
+            )),
         }
     }
 
@@ -159,7 +177,7 @@ impl Store for SqliteStore {
     }
 
     async fn compacted_revision(&self) -> Result<Revision> {
-        self.readers.read(|tx| compacted_revision(tx)).await
+        self.readers.read(compacted_revision).await
     }
 }
 
@@ -171,10 +189,22 @@ fn written(event: Option<Event>) -> Result<Event> {
 // Writing: one thread, group commit.
 
 enum WriteOp {
-    Create { key: String, value: Vec<u8> },
-    Update { key: String, value: Vec<u8>, expected: Revision },
-    Delete { key: String, expected: Option<Revision> },
-    Compact { revision: Revision },
+    Create {
+        key: String,
+        value: Vec<u8>,
+    },
+    Update {
+        key: String,
+        value: Vec<u8>,
+        expected: Revision,
+    },
+    Delete {
+        key: String,
+        expected: Option<Revision>,
+    },
+    Compact {
+        revision: Revision,
+    },
 }
 
 struct WriteRequest {
@@ -218,7 +248,10 @@ impl Writer {
                 return;
             }
         };
-        let events: Arc<[Event]> = outcomes.iter().filter_map(|o| o.as_ref().ok().cloned().flatten()).collect();
+        let events: Arc<[Event]> = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().cloned().flatten())
+            .collect();
         if !events.is_empty() {
             // No receivers is fine: nobody is watching.
             let _ = self.events.send(events);
@@ -229,7 +262,10 @@ impl Writer {
     }
 
     fn apply(&mut self, batch: &[WriteRequest]) -> Result<Vec<Result<Option<Event>>>> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).sql()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .sql()?;
         let mut revision = current_revision(&tx)?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for request in batch {
@@ -336,13 +372,17 @@ fn log_change(
 /// newest revision is always derivable and watches from `target - 1` work.
 fn compact(tx: &Transaction, current: Revision, target: Revision) -> Result<Result<()>> {
     if target > current {
-        return Ok(Err(StoreError::FutureRevision { requested: target, current }));
+        return Ok(Err(StoreError::FutureRevision {
+            requested: target,
+            current,
+        }));
     }
     if target <= compacted_revision(tx)? {
         return Ok(Ok(()));
     }
     tx.execute("DELETE FROM log WHERE rev < ?1", [target]).sql()?;
-    tx.execute("UPDATE meta SET value = ?1 WHERE name = 'compacted'", [target]).sql()?;
+    tx.execute("UPDATE meta SET value = ?1 WHERE name = 'compacted'", [target])
+        .sql()?;
     Ok(Ok(()))
 }
 
@@ -399,7 +439,9 @@ fn open_writer(path: &Path) -> Result<Connection> {
                 .map_err(|e| StoreError::Unavailable(format!("chmod {}: {e}", file.display())))?;
         }
     }
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).sql()?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .sql()?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Unavailable(format!("sqlite refused WAL mode (got {mode})")));
     }
@@ -419,7 +461,8 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 }
 
 fn current_revision(tx: &Transaction) -> Result<Revision> {
-    tx.query_row("SELECT COALESCE(MAX(rev), 0) FROM log", [], |r| r.get(0)).sql()
+    tx.query_row("SELECT COALESCE(MAX(rev), 0) FROM log", [], |r| r.get(0))
+        .sql()
 }
 
 fn compacted_revision(tx: &Transaction) -> Result<Revision> {
@@ -458,7 +501,10 @@ fn get_at(tx: &Transaction, key: &str, rev: Revision) -> Result<Option<KeyValue>
             "SELECT key, prev_value, prev_create_rev, prev_mod_rev FROM log
              WHERE key = ?1 AND rev > ?2 ORDER BY rev LIMIT 1",
         )
-        .and_then(|mut s| s.query_row(params![key.as_bytes(), rev], |r| optional_key_value(r, 0)).optional())
+        .and_then(|mut s| {
+            s.query_row(params![key.as_bytes(), rev], |r| optional_key_value(r, 0))
+                .optional()
+        })
         .sql()?;
     match first_change {
         Some(prev) => prev.transpose(),

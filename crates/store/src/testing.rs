@@ -57,7 +57,9 @@ impl EtcdServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(std::io::Error::other(format!("etcd did not listen on {addr} within 20 s")))
+        Err(std::io::Error::other(format!(
+            "etcd did not listen on {addr} within 20 s"
+        )))
     }
 }
 

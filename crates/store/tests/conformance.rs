@@ -93,7 +93,10 @@ async fn create_update_delete(store: Shared) {
     let r1 = store.create(key, b"one".to_vec()).await.unwrap();
     let (kv, at) = store.get(key, None).await.unwrap();
     let kv = kv.expect("created key is readable");
-    assert_eq!((kv.value.as_slice(), kv.create_revision, kv.mod_revision), (&b"one"[..], r1, r1));
+    assert_eq!(
+        (kv.value.as_slice(), kv.create_revision, kv.mod_revision),
+        (&b"one"[..], r1, r1)
+    );
     assert!(at >= r1);
 
     let err = store.create(key, b"again".to_vec()).await.unwrap_err();
@@ -102,7 +105,10 @@ async fn create_update_delete(store: Shared) {
     let r2 = store.update(key, b"two".to_vec(), r1).await.unwrap();
     assert!(r2 > r1);
     let kv = store.get(key, None).await.unwrap().0.unwrap();
-    assert_eq!((kv.value.as_slice(), kv.create_revision, kv.mod_revision), (&b"two"[..], r1, r2));
+    assert_eq!(
+        (kv.value.as_slice(), kv.create_revision, kv.mod_revision),
+        (&b"two"[..], r1, r2)
+    );
 
     let err = store.delete(key, Some(r1)).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
@@ -142,10 +148,18 @@ async fn cas_conflicts_under_contention(store: Shared) {
                     let next = (n + 1).to_string().into_bytes();
                     match store.update(key, next.clone(), current.mod_revision).await {
                         Ok(rev) => {
-                            current = KeyValue { value: next, mod_revision: rev, ..current };
+                            current = KeyValue {
+                                value: next,
+                                mod_revision: rev,
+                                ..current
+                            };
                             break;
                         }
-                        Err(StoreError::Conflict { current: latest, expected, .. }) => {
+                        Err(StoreError::Conflict {
+                            current: latest,
+                            expected,
+                            ..
+                        }) => {
                             assert_eq!(expected, current.mod_revision);
                             assert!(latest.mod_revision > current.mod_revision);
                             current = *latest;
@@ -236,15 +250,27 @@ async fn watch_carries_previous_values(store: Shared) {
     let (r3, _) = store.delete(key, None).await.unwrap();
     match collect_events(&mut watch, 3).await.as_slice() {
         [
-            Event::Put { kv: created, prev: None },
-            Event::Put { kv: updated, prev: Some(before) },
-            Event::Delete { revision, prev: deleted },
+            Event::Put {
+                kv: created,
+                prev: None,
+            },
+            Event::Put {
+                kv: updated,
+                prev: Some(before),
+            },
+            Event::Delete {
+                revision,
+                prev: deleted,
+            },
         ] => {
             assert_eq!((created.value.as_slice(), created.mod_revision), (&b"v1"[..], r1));
             assert_eq!((updated.value.as_slice(), updated.create_revision), (&b"v2"[..], r1));
             assert_eq!((before.value.as_slice(), before.mod_revision), (&b"v1"[..], r1));
             assert_eq!(*revision, r3);
-            assert_eq!((deleted.key.as_str(), deleted.value.as_slice(), deleted.mod_revision), (key, &b"v2"[..], r2));
+            assert_eq!(
+                (deleted.key.as_str(), deleted.value.as_slice(), deleted.mod_revision),
+                (key, &b"v2"[..], r2)
+            );
         }
         other => panic!("unexpected events {other:?}"),
     }
@@ -269,7 +295,10 @@ async fn compaction_and_the_compacted_error(store: Shared) {
         matches!(err, StoreError::Compacted { requested, compacted } if requested == target - 1 && compacted == target),
         "{err:?}"
     );
-    let old = ListOptions { revision: Some(revs[1]), ..Default::default() };
+    let old = ListOptions {
+        revision: Some(revs[1]),
+        ..Default::default()
+    };
     let err = store.list("/registry/leases/", &old).await.unwrap_err();
     assert!(matches!(err, StoreError::Compacted { .. }), "{err:?}");
 
@@ -336,12 +365,21 @@ async fn reads_at_past_revisions(store: Shared) {
     assert_eq!(value_at(c, rb_del).await, None);
 
     let listed = store
-        .list("/registry/secrets/", &ListOptions { revision: Some(rb1), ..Default::default() })
+        .list(
+            "/registry/secrets/",
+            &ListOptions {
+                revision: Some(rb1),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(listed.revision, rb1);
-    let kvs: Vec<(&str, &[u8], Revision)> =
-        listed.kvs.iter().map(|kv| (kv.key.as_str(), kv.value.as_slice(), kv.mod_revision)).collect();
+    let kvs: Vec<(&str, &[u8], Revision)> = listed
+        .kvs
+        .iter()
+        .map(|kv| (kv.key.as_str(), kv.value.as_slice(), kv.mod_revision))
+        .collect();
     assert_eq!(kvs, vec![(a, &b"a1"[..], ra1), (b, &b"b1"[..], rb1)]);
 
     let now = store.list("/registry/secrets/", &ListOptions::default()).await.unwrap();
@@ -362,7 +400,11 @@ async fn prefix_isolation(store: Shared) {
     assert_eq!(keys, vec!["/registry/pods/a/y"]);
     assert_eq!(next_event(&mut watch).await.revision(), inside);
     let last = store.create("/registry/pods/a/z", vec![4]).await.unwrap();
-    assert_eq!(next_event(&mut watch).await.revision(), last, "no event from outside the prefix");
+    assert_eq!(
+        next_event(&mut watch).await.revision(),
+        last,
+        "no event from outside the prefix"
+    );
 }
 
 async fn values_of_one_mebibyte(store: Shared) {
@@ -370,15 +412,23 @@ async fn values_of_one_mebibyte(store: Shared) {
     let start = store.current_revision().await.unwrap();
     let mut watch = store.watch("/registry/configmaps/", start).await.unwrap();
     for i in 0..3 {
-        store.create(&format!("/registry/configmaps/big/{i}"), value.clone()).await.unwrap();
+        store
+            .create(&format!("/registry/configmaps/big/{i}"), value.clone())
+            .await
+            .unwrap();
     }
     let got = store.get("/registry/configmaps/big/1", None).await.unwrap().0.unwrap();
     assert!(got.value == value, "1 MiB value read back intact");
-    let listed = store.list("/registry/configmaps/big/", &ListOptions::default()).await.unwrap();
+    let listed = store
+        .list("/registry/configmaps/big/", &ListOptions::default())
+        .await
+        .unwrap();
     assert_eq!(listed.kvs.len(), 3);
     assert!(listed.kvs.iter().all(|kv| kv.value == value));
     for event in collect_events(&mut watch, 3).await {
-        let Event::Put { kv, .. } = event else { panic!("expected a put") };
+        let Event::Put { kv, .. } = event else {
+            panic!("expected a put")
+        };
         assert!(kv.value == value, "1 MiB value delivered intact");
     }
 }
@@ -388,7 +438,13 @@ async fn list_pages_with_start_after(store: Shared) {
         store.create(&format!("/registry/nodes/n{i}"), vec![i]).await.unwrap();
     }
     let first = store
-        .list("/registry/nodes/", &ListOptions { limit: Some(4), ..Default::default() })
+        .list(
+            "/registry/nodes/",
+            &ListOptions {
+                limit: Some(4),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(first.kvs.len(), 4);
@@ -398,12 +454,19 @@ async fn list_pages_with_start_after(store: Shared) {
     let rest = store
         .list(
             "/registry/nodes/",
-            &ListOptions { limit: Some(6), start_after: Some(last_key), revision: Some(first.revision) },
+            &ListOptions {
+                limit: Some(6),
+                start_after: Some(last_key),
+                revision: Some(first.revision),
+            },
         )
         .await
         .unwrap();
     let keys: Vec<&str> = rest.kvs.iter().map(|kv| kv.key.as_str()).collect();
-    assert_eq!(keys, (4..10).map(|i| format!("/registry/nodes/n{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        keys,
+        (4..10).map(|i| format!("/registry/nodes/n{i}")).collect::<Vec<_>>()
+    );
     assert!(!rest.more, "exactly the limit left: nothing more");
 }
 
@@ -416,14 +479,20 @@ async fn listing_100k_keys_in_pages(store: Shared) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in (w..KEYS).step_by(WRITERS) {
-                store.create(&format!("/registry/events/default/e{i:06}"), vec![b'x'; 64]).await.unwrap();
+                store
+                    .create(&format!("/registry/events/default/e{i:06}"), vec![b'x'; 64])
+                    .await
+                    .unwrap();
             }
         }));
     }
     for task in tasks {
         task.await.unwrap();
     }
-    let mut options = ListOptions { limit: Some(1000), ..Default::default() };
+    let mut options = ListOptions {
+        limit: Some(1000),
+        ..Default::default()
+    };
     let mut keys = Vec::with_capacity(KEYS);
     let mut pages = 0;
     loop {
@@ -452,7 +521,13 @@ async fn future_revisions_are_refused(store: Shared) {
     let err = store.get("/registry/pods/f", Some(current + 10)).await.unwrap_err();
     assert!(matches!(err, StoreError::FutureRevision { .. }), "{err:?}");
     let err = store
-        .list("/registry/pods/", &ListOptions { revision: Some(current + 10), ..Default::default() })
+        .list(
+            "/registry/pods/",
+            &ListOptions {
+                revision: Some(current + 10),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::FutureRevision { .. }), "{err:?}");

@@ -21,7 +21,13 @@ fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "write_until_killed", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "write_until_killed",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -44,7 +50,11 @@ fn acknowledged_writes_survive_sigkill() {
     // Acknowledgements already in the pipe were acknowledged before the kill.
     acked.extend(lines.map_while(Result::ok).filter_map(|l| parse_ack(&l)));
     child.wait().unwrap();
-    assert!(acked.len() >= 1000, "the child acknowledged only {} writes", acked.len());
+    assert!(
+        acked.len() >= 1000,
+        "the child acknowledged only {} writes",
+        acked.len()
+    );
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
