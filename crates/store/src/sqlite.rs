@@ -33,7 +33,7 @@ const MAX_BATCH: usize = 1024;
 
 /// How many committed batches a watcher may fall behind before it has to
 /// catch up from the log on disk.
-const EVENT_BUFFER: usize = 4096;
+const EVENT_BUFFER: usize = 256;
 
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
