@@ -7,5 +7,7 @@
 //! storage layout.
 
 pub mod registry;
+pub mod status;
 
 pub use registry::{ResourceType, Subresource};
+pub use status::{ApiError, FieldError};
