@@ -11,3 +11,4 @@ pub mod status;
 
 pub use registry::{ResourceType, Subresource};
 pub use status::{ApiError, FieldError};
+pub mod selector;

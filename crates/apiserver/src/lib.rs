@@ -1,0 +1,4 @@
+//! The Kubernetes API server (being built).
+
+pub mod pki;
+pub mod tls;

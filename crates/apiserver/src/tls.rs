@@ -1,0 +1,1 @@
+//! TLS serving (being written).
