@@ -65,7 +65,7 @@ pub trait Store: Send + Sync + 'static {
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
 
     /// Forgets history before `revision`: reads at older revisions and
-    /// watches starting before it fail with [`StoreError::Compacted`].
+    /// watches with `after` older than it fail with [`StoreError::Compacted`].
     async fn compact(&self, revision: Revision) -> Result<()>;
 
     /// The oldest revision that can still be read (0 before any compaction).

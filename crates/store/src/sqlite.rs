@@ -369,7 +369,7 @@ fn log_change(
 }
 
 /// Drops log rows older than `target`. The row at `target` stays, so the
-/// newest revision is always derivable and watches from `target - 1` work.
+/// newest revision is always derivable from the log.
 fn compact(tx: &Transaction, current: Revision, target: Revision) -> Result<Result<()>> {
     if target > current {
         return Ok(Err(StoreError::FutureRevision {

@@ -303,8 +303,13 @@ async fn compaction_and_the_compacted_error(store: Shared) {
     assert!(matches!(err, StoreError::Compacted { .. }), "{err:?}");
 
     // Watches needing a compacted revision fail; from the compacted one on, they work.
-    let err = watch_error(&store, "/registry/leases/", revs[1]).await;
-    assert!(matches!(err, Some(StoreError::Compacted { .. })), "{err:?}");
+    for before in [revs[1], target - 1] {
+        let err = watch_error(&store, "/registry/leases/", before).await;
+        assert!(
+            matches!(err, Some(StoreError::Compacted { .. })),
+            "after {before}: {err:?}"
+        );
+    }
     let mut watch = store.watch("/registry/leases/", target).await.unwrap();
     assert_eq!(next_event(&mut watch).await.revision(), revs[6]);
 

@@ -34,7 +34,12 @@ async fn database_size_plateaus_under_lease_churn() {
     let lease = vec![b'l'; 400];
     let mut revisions = Vec::with_capacity(LEASES);
     for i in 0..LEASES {
-        revisions.push(store.create(&format!("/registry/leases/kube-node-lease/node-{i}"), lease.clone()).await.unwrap());
+        revisions.push(
+            store
+                .create(&format!("/registry/leases/kube-node-lease/node-{i}"), lease.clone())
+                .await
+                .unwrap(),
+        );
     }
     let policy = CompactionPolicy {
         window: Duration::from_secs(60),

@@ -120,10 +120,11 @@ impl Watcher {
     }
 }
 
-/// A watch after `after` needs every revision from `after + 1` on.
+/// A watch may start at the compacted revision or later, as a read may:
+/// the same line for both, and for both backends.
 fn check_start(tx: &Transaction, after: Revision) -> Result<()> {
     let compacted = compacted_revision(tx)?;
-    if after + 1 < compacted {
+    if after < compacted {
         return Err(StoreError::Compacted {
             requested: after,
             compacted,
