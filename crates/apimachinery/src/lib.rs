@@ -6,9 +6,10 @@
 //! resource type, which drives the generic REST layer, discovery and the
 //! storage layout.
 
+pub mod meta;
 pub mod registry;
+pub mod selector;
 pub mod status;
 
 pub use registry::{ResourceType, Subresource};
 pub use status::{ApiError, FieldError};
-pub mod selector;

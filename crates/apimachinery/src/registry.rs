@@ -425,9 +425,7 @@ pub fn groups() -> Vec<ApiGroup> {
         }
     }
     for group in &mut groups {
-        group
-            .versions
-            .sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+        group.versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
     }
     groups
 }

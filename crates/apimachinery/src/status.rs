@@ -202,6 +202,11 @@ impl ApiError {
         }
     }
 
+    /// 422 for a patch that cannot be applied (a failed JSON patch `test`, a bad path).
+    pub fn invalid_patch(message: impl Into<String>) -> ApiError {
+        Self::new(422, "Invalid", message)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         Self::new(400, "BadRequest", message)
     }

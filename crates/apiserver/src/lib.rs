@@ -1,4 +1,74 @@
-//! The Kubernetes API server (being built).
+//! The Kubernetes API server.
+//!
+//! Requests enter at [`handler::dispatch`], which routes health, version
+//! and discovery documents, and hands every resource URL — parsed into a
+//! [`request::ResourceRequest`] — to the one generic REST implementation in
+//! [`rest`]. That layer is driven by the resource registry
+//! (`capstan_apimachinery::registry`) and the per-kind rules in
+//! [`strategy`]; [`objects`] keeps objects in the `capstan-store`.
+//! [`pki`] and [`tls`] give the server its certificates and client
+//! identities.
 
+pub mod admission;
+pub mod bootstrap;
+pub mod codec;
+pub mod discovery;
+pub mod handler;
+pub mod objects;
+pub mod patch;
 pub mod pki;
+pub mod request;
+pub mod rest;
+pub mod strategy;
 pub mod tls;
+pub mod version;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use capstan_store::Store;
+
+use crate::objects::Objects;
+
+/// Settings that shape what the API serves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The port clients reach the API on (the `kubernetes` Service targets it).
+    pub port: u16,
+    /// The first address of the service CIDR: the `kubernetes` Service's ClusterIP.
+    pub service_ip: IpAddr,
+}
+
+/// The shared state of a running API server.
+pub struct ApiServer {
+    pub config: Config,
+    pub objects: Objects,
+    bootstrapped: AtomicBool,
+}
+
+impl ApiServer {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<ApiServer> {
+        Arc::new(ApiServer {
+            config,
+            objects: Objects::new(store),
+            bootstrapped: AtomicBool::new(false),
+        })
+    }
+
+    /// Creates the built-in namespaces and Services; `/readyz` fails until done.
+    pub async fn bootstrap(&self) -> Result<(), capstan_apimachinery::ApiError> {
+        bootstrap::run(self).await?;
+        self.bootstrapped.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn is_bootstrapped(&self) -> bool {
+        self.bootstrapped.load(Ordering::Acquire)
+    }
+
+    /// The HTTP application: every path goes through [`handler::dispatch`].
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        axum::Router::new().fallback(handler::dispatch).with_state(self.clone())
+    }
+}

@@ -1,0 +1,102 @@
+//! The HTTP front door: every request is routed here and sent to health,
+//! version, discovery or the generic REST layer.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use capstan_apimachinery::ApiError;
+use http::{HeaderValue, StatusCode, header};
+
+use crate::codec::{self, MAX_BODY_BYTES};
+use crate::request::{self, Query};
+use crate::{ApiServer, discovery, rest, version};
+
+/// Routes one request.
+pub async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let query = Query::parse(parts.uri.query());
+    match path.as_str() {
+        "/healthz" | "/livez" | "/readyz" => return health(&server, &path, &query).await,
+        "/version" | "/version/" => return codec::ok(&version::info()),
+        _ => {}
+    }
+    let resource_request = match request::parse(&parts.method, &path, &query) {
+        Ok(Some(r)) => r,
+        Ok(None) => return discovery_document(&parts.headers, &path),
+        Err(err) => return codec::error(&err),
+    };
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => return codec::error(&ApiError::too_large(MAX_BODY_BYTES)),
+    };
+    let call = rest::Call {
+        server: &server,
+        request: &resource_request,
+        query: &query,
+        headers: &parts.headers,
+        body,
+    };
+    match rest::handle(call).await {
+        Ok(response) => response,
+        Err(err) => codec::error(&err),
+    }
+}
+
+fn discovery_document(headers: &http::HeaderMap, path: &str) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let aggregated = discovery::wants_aggregated(accept) && matches!(path.trim_end_matches('/'), "/api" | "/apis");
+    match discovery::document(path, aggregated) {
+        Some(doc) if aggregated => {
+            let mut response = codec::ok(&doc);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED));
+            response
+        }
+        Some(doc) => codec::ok(&doc),
+        None => codec::error(&ApiError::path_not_found()),
+    }
+}
+
+/// `/healthz`, `/livez`, `/readyz`: `ok`, or with `?verbose` one line per check.
+async fn health(server: &ApiServer, path: &str, query: &Query) -> Response {
+    let name = path.trim_start_matches('/');
+    let mut checks = vec![("ping", true)];
+    if name != "livez" {
+        checks.push(("etcd", server.objects.current_revision().await.is_ok()));
+        checks.push(("poststarthook/bootstrap", server.is_bootstrapped()));
+    }
+    let healthy = checks.iter().all(|(_, ok)| *ok);
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    let body = if query.has("verbose") {
+        let mut text: String = checks
+            .iter()
+            .map(|(check, ok)| {
+                format!(
+                    "[{}]{check} {}\n",
+                    if *ok { "+" } else { "-" },
+                    if *ok { "ok" } else { "failed" }
+                )
+            })
+            .collect();
+        text.push_str(&format!("{name} check {}\n", if healthy { "passed" } else { "failed" }));
+        text
+    } else if healthy {
+        "ok".to_string()
+    } else {
+        format!("{name} check failed")
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from(body),
+    )
+        .into_response()
+}

@@ -1,0 +1,353 @@
+//! CREATE, UPDATE, PATCH, DELETE and DELETECOLLECTION.
+//!
+//! Every write is a compare-and-swap on the object's resourceVersion. A
+//! client that sends a resourceVersion gets `409 Conflict` when it is stale;
+//! one that does not (an unconditional update, or any patch) is retried
+//! against the fresh object, as upstream's `GuaranteedUpdate` does.
+
+use axum::response::Response;
+use capstan_apimachinery::meta::{self, Object};
+use capstan_apimachinery::{ApiError, FieldError};
+use capstan_store::Revision;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::{Call, Filter};
+use crate::objects::{ObjectKey, prefix};
+use crate::{admission, codec, patch, strategy};
+
+/// How often a write retries after losing a race it did not ask to lose.
+const MAX_RETRIES: usize = 16;
+
+pub async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
+    let resource = call.request.resource;
+    let mut object = codec::decode_body(call.headers, &call.body)?;
+    strategy::prepare_for_create(resource, &mut object, call.request.namespace.as_deref())?;
+    validate(call, &object, None)?;
+    admission::admit_create(call.server, resource, &object).await?;
+    if call.query.dry_run()? {
+        return Ok(codec::json(StatusCode::CREATED, &object));
+    }
+    let key = ObjectKey {
+        resource,
+        namespace: call.request.namespace.as_deref(),
+        name: meta::name(&object),
+    };
+    let created = call.server.objects.create(key, object.clone()).await?;
+    Ok(codec::json(StatusCode::CREATED, &created))
+}
+
+pub async fn update(call: &Call<'_>) -> Result<Response, ApiError> {
+    let body = codec::decode_body(call.headers, &call.body)?;
+    let precondition = revision_of(&body)?;
+    write_loop(call, precondition, |_old| Ok(body.clone())).await
+}
+
+pub async fn patch(call: &Call<'_>) -> Result<Response, ApiError> {
+    let content_type = codec::content_type(call.headers);
+    let patch = patch::Patch::parse(&content_type, &call.body)?;
+    write_loop(call, None, |old| patch.apply(old)).await
+}
+
+/// Reads, changes and writes an object until the write wins or loses to
+/// the client's own precondition.
+async fn write_loop(
+    call: &Call<'_>,
+    precondition: Option<Revision>,
+    change: impl Fn(&Object) -> Result<Object, ApiError>,
+) -> Result<Response, ApiError> {
+    let resource = call.request.resource;
+    let key = call.key();
+    for _ in 0..MAX_RETRIES {
+        let old = call.server.objects.get(key).await?;
+        let old_revision = revision_of(&old)?.unwrap_or_default();
+        let mut new = change(&old)?;
+        let wanted = precondition.or(revision_of(&new)?);
+        if wanted.is_some_and(|rv| rv != old_revision) {
+            return Err(ApiError::conflict(resource, key.name));
+        }
+        if meta::name(&new).is_empty() {
+            meta::set_meta(&mut new, "name", Some(key.name.into()));
+        }
+        strategy::prepare_for_update(resource, call.request.subresource.as_deref(), &mut new, &old)?;
+        validate(call, &new, Some(&old))?;
+        meta::set_meta(&mut new, "resourceVersion", Some(old_revision.to_string().into()));
+        if new == old || call.query.dry_run()? {
+            return Ok(codec::ok(&new));
+        }
+        let written = if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() {
+            // The last finalizer is gone: the deletion completes now.
+            call.server.objects.delete(key, Some(old_revision)).await
+        } else {
+            call.server.objects.update(key, new, old_revision).await
+        };
+        match written {
+            Err(err) if err.code == 409 && wanted.is_none() => continue,
+            other => return other.map(|o| codec::ok(&o)),
+        }
+    }
+    Err(ApiError::conflict(resource, key.name))
+}
+
+pub async fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
+    let options = DeleteOptions::from_call(call)?;
+    let (object, pending) = delete_one(call, call.key(), &options).await?;
+    let answer = if pending {
+        object
+    } else {
+        deleted_answer(call.request.resource, object)
+    };
+    Ok(codec::ok(&answer))
+}
+
+pub async fn delete_collection(call: &Call<'_>) -> Result<Response, ApiError> {
+    let resource = call.request.resource;
+    let options = DeleteOptions::from_call(call)?;
+    let filter = Filter::from_query(resource, call.query)?;
+    let prefix = prefix(resource, call.request.namespace.as_deref());
+    let page = call
+        .server
+        .objects
+        .list(resource, &prefix, &capstan_store::ListOptions::default())
+        .await?;
+    let mut deleted = Vec::new();
+    for object in page.items.iter().filter(|o| filter.matches(o)) {
+        let key = ObjectKey {
+            resource,
+            namespace: Some(meta::namespace(object)).filter(|ns| !ns.is_empty()),
+            name: meta::name(object),
+        };
+        match delete_one(call, key, &options).await {
+            Ok((object, _)) => deleted.push(object),
+            Err(err) if err.code == 404 => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(codec::ok(&json!({
+        "kind": resource.list_kind,
+        "apiVersion": resource.api_version(),
+        "metadata": {"resourceVersion": page.revision.to_string()},
+        "items": deleted,
+    })))
+}
+
+/// What a DELETE asks for, from its body and query.
+struct DeleteOptions {
+    grace_period: Option<i64>,
+    propagation: Option<String>,
+    uid: Option<String>,
+    revision: Option<Revision>,
+    dry_run: bool,
+}
+
+impl DeleteOptions {
+    fn from_call(call: &Call<'_>) -> Result<DeleteOptions, ApiError> {
+        let body = if call.body.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            codec::decode_body(call.headers, &call.body)?
+        };
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        let grace_period = match call.query.int("gracePeriodSeconds")? {
+            Some(g) => Some(g),
+            None => body.get("gracePeriodSeconds").and_then(Value::as_i64),
+        };
+        let orphan = body.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+            || call.query.get("orphanDependents") == Some("true");
+        let propagation = call
+            .query
+            .get("propagationPolicy")
+            .map(str::to_string)
+            .or_else(|| body.get("propagationPolicy").and_then(text))
+            .or_else(|| orphan.then(|| "Orphan".to_string()));
+        if let Some(p) = &propagation
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
+        let dry_run = call.query.dry_run()?
+            || body
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == "All"));
+        Ok(DeleteOptions {
+            grace_period,
+            propagation,
+            uid: body.pointer("/preconditions/uid").and_then(text),
+            revision: body
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|rv| rv.parse().ok()),
+            dry_run,
+        })
+    }
+
+    /// The finalizer a propagation policy asks the garbage collector to honour.
+    fn finalizer(&self) -> Option<&'static str> {
+        match self.propagation.as_deref() {
+            Some("Orphan") => Some("orphan"),
+            Some("Foreground") => Some("foregroundDeletion"),
+            _ => None,
+        }
+    }
+}
+
+/// Deletes one object — at once, or by marking it (graceful deletion of
+/// pods on a node, pending finalizers) for its owners to finish. Returns
+/// the object and whether its deletion is still pending.
+async fn delete_one(call: &Call<'_>, key: ObjectKey<'_>, options: &DeleteOptions) -> Result<(Object, bool), ApiError> {
+    let resource = key.resource;
+    for _ in 0..MAX_RETRIES {
+        let old = call.server.objects.get(key).await?;
+        let revision = revision_of(&old)?.unwrap_or_default();
+        check_preconditions(resource, key.name, &old, options)?;
+        let mut marked = old.clone();
+        let pending = mark_for_deletion(&mut marked, options);
+        if options.dry_run {
+            return Ok((if pending { marked } else { old }, pending));
+        }
+        let result = if !pending {
+            call.server.objects.delete(key, Some(revision)).await
+        } else if marked == old {
+            Ok(old)
+        } else {
+            call.server.objects.update(key, marked, revision).await
+        };
+        match result {
+            Err(err) if err.code == 409 => continue,
+            other => return other.map(|object| (object, pending)),
+        }
+    }
+    Err(ApiError::conflict(resource, key.name))
+}
+
+fn check_preconditions(
+    resource: &'static capstan_apimachinery::ResourceType,
+    name: &str,
+    old: &Object,
+    options: &DeleteOptions,
+) -> Result<(), ApiError> {
+    if let Some(uid) = &options.uid
+        && uid != meta::uid(old)
+    {
+        return Err(ApiError::conflict_because(
+            resource,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta::uid(old)
+            ),
+        ));
+    }
+    if let Some(rv) = options.revision
+        && Some(rv) != revision_of(old)?
+    {
+        return Err(ApiError::conflict_because(
+            resource,
+            name,
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                meta::resource_version(old)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Marks `object` as being deleted when something must act first; returns
+/// whether the deletion is pending rather than immediate.
+fn mark_for_deletion(object: &mut Object, options: &DeleteOptions) -> bool {
+    if let Some(finalizer) = options.finalizer() {
+        let mut finalizers = meta::finalizers(object);
+        if !finalizers.iter().any(|f| f == finalizer) {
+            finalizers.push(finalizer.to_string());
+            meta::set_meta(object, "finalizers", Some(json!(finalizers)));
+        }
+    }
+    let grace = graceful_period(object, options);
+    let finalizing = !meta::finalizers(object).is_empty() || namespace_finalizers(object);
+    if grace == 0 && !finalizing {
+        return false;
+    }
+    if !meta::is_deleting(object) {
+        let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
+        meta::set_meta(object, "deletionTimestamp", Some(meta::format_time(at).into()));
+        meta::set_meta(object, "deletionGracePeriodSeconds", Some(grace.into()));
+        if object.get("kind").and_then(Value::as_str) == Some("Namespace") {
+            object["status"]["phase"] = "Terminating".into();
+        }
+    }
+    true
+}
+
+/// Pods bound to a node stop gracefully: their kubelet kills the containers
+/// and then deletes the pod. Unbound or finished pods go at once.
+fn graceful_period(object: &Object, options: &DeleteOptions) -> i64 {
+    if object.get("kind").and_then(Value::as_str) != Some("Pod") {
+        return 0;
+    }
+    let bound = object
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        object.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    if !bound || finished {
+        return 0;
+    }
+    let default = object
+        .pointer("/spec/terminationGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(30);
+    options.grace_period.unwrap_or(default).max(0)
+}
+
+/// Namespaces are finalized by the namespace controller (`spec.finalizers`).
+fn namespace_finalizers(object: &Object) -> bool {
+    object.get("kind").and_then(Value::as_str) == Some("Namespace")
+        && object
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+}
+
+/// Deleted pods and namespaces are returned whole; other kinds answer a
+/// `Success` Status naming what was deleted, as upstream's registries do.
+fn deleted_answer(resource: &capstan_apimachinery::ResourceType, deleted: Object) -> Object {
+    if matches!(resource.kind, "Pod" | "Namespace") {
+        return deleted;
+    }
+    codec::success_status(json!({
+        "name": meta::name(&deleted),
+        "group": resource.group,
+        "kind": resource.plural,
+        "uid": meta::uid(&deleted),
+    }))
+}
+
+/// The resourceVersion an object carries, if any.
+fn revision_of(object: &Object) -> Result<Option<Revision>, ApiError> {
+    match meta::resource_version(object) {
+        "" => Ok(None),
+        rv => rv.parse().map(Some).map_err(|_| {
+            ApiError::bad_request(format!(
+                "metadata.resourceVersion: Invalid value: {rv:?}: must be an integer"
+            ))
+        }),
+    }
+}
+
+/// Name rules and the kind's own validation; `422 Invalid` on failure.
+fn validate(call: &Call<'_>, object: &Object, _old: Option<&Object>) -> Result<(), ApiError> {
+    let resource = call.request.resource;
+    let errors: Vec<FieldError> = strategy::validate_name(resource, object);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(resource, meta::name(object), &errors))
+    }
+}
