@@ -15,7 +15,7 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<StatusDetails>,
+    pub details: Option<Box<StatusDetails>>,
 }
 
 /// One field-level problem of an `Invalid` error.
@@ -104,13 +104,13 @@ fn render_value(value: &serde_json::Value) -> String {
     }
 }
 
-fn details(name: &str, group: &str, kind: &str) -> Option<StatusDetails> {
-    Some(StatusDetails {
+fn details(name: &str, group: &str, kind: &str) -> Option<Box<StatusDetails>> {
+    Some(Box::new(StatusDetails {
         name: (!name.is_empty()).then(|| name.to_string()),
         group: (!group.is_empty()).then(|| group.to_string()),
         kind: (!kind.is_empty()).then(|| kind.to_string()),
         ..StatusDetails::default()
-    })
+    }))
 }
 
 impl ApiError {
@@ -190,10 +190,12 @@ impl ApiError {
             })
             .collect();
         ApiError {
-            details: Some(StatusDetails {
+            details: Some(Box::new(StatusDetails {
                 causes: Some(causes),
-                ..details(name, resource.group, resource.kind).unwrap_or_default()
-            }),
+                ..details(name, resource.group, resource.kind)
+                    .map(|d| *d)
+                    .unwrap_or_default()
+            })),
             ..Self::new(
                 422,
                 "Invalid",
@@ -246,17 +248,26 @@ impl ApiError {
         }
     }
 
+    /// 403 for a non-resource path: `forbidden: User "u" cannot get path "/apis"`.
+    pub fn forbidden_path(user: &str, verb: &str, path: &str) -> ApiError {
+        Self::new(
+            403,
+            "Forbidden",
+            format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\""),
+        )
+    }
+
     /// 403: writing into a namespace that is being deleted.
     pub fn namespace_terminating(namespace: &str) -> ApiError {
         ApiError {
-            details: Some(StatusDetails {
+            details: Some(Box::new(StatusDetails {
                 causes: Some(vec![StatusCause {
                     reason: Some("NamespaceTerminating".into()),
                     message: Some(format!("namespace {namespace} is being terminated")),
                     field: Some("metadata.namespace".into()),
                 }]),
                 ..StatusDetails::default()
-            }),
+            })),
             ..Self::new(
                 403,
                 "Forbidden",
@@ -317,7 +328,7 @@ impl ApiError {
     pub fn to_status(&self) -> Status {
         Status {
             code: Some(i32::from(self.code)),
-            details: self.details.clone(),
+            details: self.details.as_deref().cloned(),
             message: Some(self.message.clone()),
             metadata: ListMeta::default(),
             reason: Some(self.reason.to_string()),

@@ -9,9 +9,10 @@ use axum::response::{IntoResponse, Response};
 use capstan_apimachinery::ApiError;
 use http::{HeaderValue, StatusCode, header};
 
+use crate::authz::Attributes;
 use crate::codec::{self, MAX_BODY_BYTES};
 use crate::request::{self, Query};
-use crate::{ApiServer, discovery, rest, version};
+use crate::{ApiServer, authn, discovery, rest, version};
 
 /// Routes one request.
 pub async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) -> Response {
@@ -23,11 +24,29 @@ pub async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) ->
         "/version" | "/version/" => return codec::ok(&version::info()),
         _ => {}
     }
+    let Some(user) = authn::authenticate(&parts) else {
+        return codec::error(&ApiError::unauthorized());
+    };
     let resource_request = match request::parse(&parts.method, &path, &query) {
         Ok(Some(r)) => r,
-        Ok(None) => return discovery_document(&parts.headers, &path),
+        Ok(None) => {
+            let attributes = Attributes::Path {
+                verb: "get",
+                path: &path,
+            };
+            return match server.authorizer.authorize(&user, &attributes) {
+                Ok(()) => discovery_document(&parts.headers, &path),
+                Err(err) => codec::error(&err),
+            };
+        }
         Err(err) => return codec::error(&err),
     };
+    if let Err(err) = server
+        .authorizer
+        .authorize(&user, &Attributes::Resource(&resource_request))
+    {
+        return codec::error(&err);
+    }
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
         Err(_) => return codec::error(&ApiError::too_large(MAX_BODY_BYTES)),

@@ -7,9 +7,12 @@
 //! (`capstan_apimachinery::registry`) and the per-kind rules in
 //! [`strategy`]; [`objects`] keeps objects in the `capstan-store`.
 //! [`pki`] and [`tls`] give the server its certificates and client
-//! identities.
+//! identities; [`authn`] and [`authz`] decide who may do what; [`serve()`]
+//! puts it all together on a port.
 
 pub mod admission;
+pub mod authn;
+pub mod authz;
 pub mod bootstrap;
 pub mod codec;
 pub mod discovery;
@@ -19,6 +22,7 @@ pub mod patch;
 pub mod pki;
 pub mod request;
 pub mod rest;
+pub mod serve;
 pub mod strategy;
 pub mod tls;
 pub mod version;
@@ -30,6 +34,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use capstan_store::Store;
 
 use crate::objects::Objects;
+
+pub use serve::{ServeOptions, serve};
 
 /// Settings that shape what the API serves.
 #[derive(Debug, Clone)]
@@ -44,6 +50,7 @@ pub struct Config {
 pub struct ApiServer {
     pub config: Config,
     pub objects: Objects,
+    pub authorizer: authz::Chain,
     bootstrapped: AtomicBool,
 }
 
@@ -52,6 +59,7 @@ impl ApiServer {
         Arc::new(ApiServer {
             config,
             objects: Objects::new(store),
+            authorizer: authz::Chain(vec![Box::new(authz::Masters)]),
             bootstrapped: AtomicBool::new(false),
         })
     }

@@ -145,7 +145,7 @@ impl Objects {
     }
 
     pub async fn current_revision(&self) -> Result<Revision, ApiError> {
-        self.store.current_revision().await.map_err(|e| ApiError::internal(e))
+        self.store.current_revision().await.map_err(ApiError::internal)
     }
 }
 

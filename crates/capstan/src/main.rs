@@ -37,7 +37,7 @@ enum Command {
     /// Create and list node join tokens.
     Token,
     /// Print the admin kubeconfig.
-    Kubeconfig,
+    Kubeconfig(KubeconfigArgs),
     /// Import and list container images.
     Image,
 }
@@ -46,7 +46,7 @@ impl Command {
     /// The issue that builds a subcommand not built yet.
     fn not_built_yet(&self) -> Option<(&'static str, &'static str)> {
         Some(match self {
-            Command::Server(_) => return None,
+            Command::Server(_) | Command::Kubeconfig(_) => return None,
             Command::Agent => ("agent", "the kubelet (issue #5)"),
             Command::Apiserver => ("apiserver", "the API server (issue #3)"),
             Command::Scheduler => ("scheduler", "the scheduler (issue #4)"),
@@ -54,9 +54,31 @@ impl Command {
             Command::Kubelet => ("kubelet", "the kubelet (issue #5)"),
             Command::Proxy => ("proxy", "the service proxy (issue #6)"),
             Command::Token => ("token", "node join with a token (roadmap)"),
-            Command::Kubeconfig => ("kubeconfig", "the API server's PKI (issue #3)"),
             Command::Image => ("image", "image import (issue #5)"),
         })
+    }
+}
+
+#[derive(clap::Args)]
+struct KubeconfigArgs {
+    /// The data dir of the server whose admin kubeconfig to print.
+    #[arg(long, default_value = "/var/lib/capstan", env = "CAPSTAN_DATA_DIR")]
+    data_dir: std::path::PathBuf,
+}
+
+impl KubeconfigArgs {
+    /// Prints `<data-dir>/admin.kubeconfig`, which the server writes at start.
+    fn run(self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let path = self.data_dir.join("admin.kubeconfig");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (has `capstan server` run with this --data-dir?)",
+                path.display()
+            )
+        })?;
+        print!("{text}");
+        Ok(())
     }
 }
 
@@ -75,6 +97,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Server(args) => server::run(args),
+        Command::Kubeconfig(args) => args.run(),
         _ => unreachable!("handled above"),
     };
     match result {

@@ -1,15 +1,18 @@
 //! `capstan server`: the control plane on this machine.
 //!
-//! Today it opens the datastore and keeps its history compacted; the API
-//! server, scheduler, controller manager and the node's components join
-//! here as they are built.
+//! Opens the datastore, keeps its history compacted, and serves the
+//! Kubernetes API over HTTPS. The scheduler, controller manager and the
+//! node's components join here as they are built.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use capstan_apiserver::ServeOptions;
 use capstan_store::{CompactionPolicy, Endpoint};
 use clap::Args;
+use ipnet::IpNet;
 
 #[derive(Args)]
 pub struct ServerArgs {
@@ -26,6 +29,30 @@ pub struct ServerArgs {
     /// was current this long ago (as upstream's --etcd-compaction-interval). 0 disables.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     etcd_compaction_interval: Duration,
+
+    /// The port the API is served on (HTTPS).
+    #[arg(long, default_value_t = 6443)]
+    https_listen_port: u16,
+
+    /// The address the API listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+
+    /// Also write the admin kubeconfig to this path (it is always written to <data-dir>/admin.kubeconfig).
+    #[arg(long)]
+    write_kubeconfig: Option<PathBuf>,
+
+    /// Additional host names or addresses for the API serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    tls_sans: Vec<String>,
+
+    /// The range Service ClusterIPs come from; its first address is the `kubernetes` Service.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: IpNet,
+
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
 }
 
 impl ServerArgs {
@@ -43,6 +70,25 @@ impl ServerArgs {
             ..CompactionPolicy::default()
         })
     }
+
+    fn serve_options(&self) -> Result<ServeOptions> {
+        Ok(ServeOptions {
+            bind_address: self.bind_address,
+            port: self.https_listen_port,
+            data_dir: self.data_dir.clone(),
+            tls_sans: self.tls_sans.clone(),
+            service_ip: first_address(&self.service_cidr)?,
+            cluster_domain: self.cluster_domain.clone(),
+            write_kubeconfig: self.write_kubeconfig.clone(),
+        })
+    }
+}
+
+/// The first usable address of a range: 10.43.0.1 for 10.43.0.0/16.
+fn first_address(cidr: &IpNet) -> Result<IpAddr> {
+    cidr.hosts()
+        .next()
+        .with_context(|| format!("--service-cidr {cidr} has no usable address"))
 }
 
 pub fn run(args: ServerArgs) -> Result<()> {
@@ -52,6 +98,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
 
 async fn serve(args: ServerArgs) -> Result<()> {
     let endpoint = args.endpoint()?;
+    prepare_dir(&args.data_dir)?;
     if let Endpoint::Sqlite(path) = &endpoint {
         prepare_dir(path.parent().unwrap_or(Path::new(".")))?;
     }
@@ -60,23 +107,41 @@ async fn serve(args: ServerArgs) -> Result<()> {
         .with_context(|| format!("opening the datastore {endpoint:?}"))?;
     let revision = store.current_revision().await?;
     tracing::info!(?endpoint, revision, "datastore open");
-    tracing::warn!("the API server is not built yet (issue #3): nothing serves the Kubernetes API");
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let compactor = args
         .compaction()
-        .map(|policy| tokio::spawn(capstan_store::compaction::run(store.clone(), policy, stopped)));
+        .map(|policy| tokio::spawn(capstan_store::compaction::run(store.clone(), policy, stopped.clone())));
+    let mut api_stop = stopped.clone();
+    let mut api = tokio::spawn(capstan_apiserver::serve(
+        args.serve_options()?,
+        store.clone(),
+        async move {
+            let _ = api_stop.wait_for(|stop| *stop).await;
+        },
+    ));
 
-    shutdown_signal().await?;
+    tokio::select! {
+        result = shutdown_signal() => result?,
+        result = &mut api => {
+            // The API server only returns early when it cannot serve.
+            result.context("API server task")??;
+            return Ok(());
+        }
+    }
     tracing::info!("shutting down");
     let _ = stop.send(true);
+    match tokio::time::timeout(Duration::from_secs(15), api).await {
+        Ok(result) => result.context("API server task")??,
+        Err(_) => tracing::warn!("the API server did not stop within 15 s"),
+    }
     if let Some(compactor) = compactor {
         compactor.await.context("compaction task")?;
     }
     Ok(())
 }
 
-/// Creates the state directory, readable by its owner only.
+/// Creates a state directory, readable by its owner only.
 fn prepare_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()

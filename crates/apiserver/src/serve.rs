@@ -1,0 +1,74 @@
+//! Running the API server on a port: PKI, bootstrap, kubeconfig, HTTPS.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use capstan_store::Store;
+
+use crate::pki::{Pki, PkiOptions};
+use crate::{ApiServer, Config, tls};
+
+/// Where and how to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub bind_address: IpAddr,
+    pub port: u16,
+    /// `<data-dir>`: the PKI goes to `server/tls`, the admin kubeconfig to `admin.kubeconfig`.
+    pub data_dir: PathBuf,
+    /// Extra names and addresses for the serving certificate (`--tls-san`).
+    pub tls_sans: Vec<String>,
+    pub service_ip: IpAddr,
+    pub cluster_domain: String,
+    /// Also write the admin kubeconfig here (`--write-kubeconfig`).
+    pub write_kubeconfig: Option<PathBuf>,
+}
+
+impl ServeOptions {
+    pub fn admin_kubeconfig_path(&self) -> PathBuf {
+        self.data_dir.join("admin.kubeconfig")
+    }
+}
+
+/// Serves the API until `shutdown` resolves.
+pub async fn serve(
+    options: ServeOptions,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let pki = Pki::load_or_create(&PkiOptions {
+        dir: options.data_dir.join("server/tls"),
+        extra_sans: options.tls_sans.clone(),
+        service_ip: options.service_ip,
+        cluster_domain: options.cluster_domain.clone(),
+    })
+    .context("preparing certificates")?;
+    let server = ApiServer::new(
+        Config {
+            port: options.port,
+            service_ip: options.service_ip,
+        },
+        store,
+    );
+    server
+        .bootstrap()
+        .await
+        .context("creating the built-in namespaces and services")?;
+    let address = SocketAddr::new(options.bind_address, options.port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
+    let url = format!("https://127.0.0.1:{}", listener.local_addr()?.port());
+    let mut kubeconfigs = vec![options.admin_kubeconfig_path()];
+    kubeconfigs.extend(options.write_kubeconfig.clone());
+    for path in &kubeconfigs {
+        pki.write_admin_kubeconfig(path, &url)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    tracing::info!(%address, kubeconfig = %kubeconfigs[0].display(), "serving the Kubernetes API");
+    tls::serve(listener, pki.server_tls_config()?, server.router(), shutdown)
+        .await
+        .context("serving HTTPS")
+}
