@@ -1,0 +1,163 @@
+//! End-to-end harness: the real `capstan` binary, driven by the real
+//! `kubectl`, on a temporary data dir and a free loopback port.
+//!
+//! Each test gets its own server. It is stopped with SIGTERM (by PID) and
+//! its data dir removed when the [`Cluster`] is dropped, also when the test
+//! panics.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub struct Cluster {
+    child: Child,
+    dir: TempDir,
+    pub port: u16,
+}
+
+impl Cluster {
+    /// Starts `capstan server` and waits until `/readyz` passes.
+    pub fn start() -> Cluster {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra_args: &[&str]) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("capstan-e2e-").tempdir().expect("tempdir");
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--https-listen-port", &port.to_string(), "--bind-address", "127.0.0.1"])
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start capstan server");
+        let cluster = Cluster { child, dir, port };
+        cluster.wait_ready();
+        cluster
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir().join("admin.kubeconfig")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.kubeconfig().exists() {
+                let out = self.kubectl(&["get", "--raw", "/readyz"]);
+                if out.status.success() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("capstan server not ready within 30 s; log:\n{}", self.log());
+    }
+
+    /// Runs kubectl against this cluster.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_in(args, None)
+    }
+
+    /// Runs kubectl with `stdin` as its standard input.
+    pub fn kubectl_in(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl must be installed (see the Makefile)");
+        if let Some(input) = stdin {
+            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// kubectl that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert_success(args, &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl with stdin that must succeed; returns its stdout.
+    pub fn ok_in(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.kubectl_in(args, Some(stdin));
+        assert_success(args, &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl that must fail; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(!out.status.success(), "kubectl {args:?} should have failed; stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `kubectl get ... -o json`, parsed.
+    pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("kubectl printed JSON")
+    }
+}
+
+fn assert_success(args: &[&str], out: &Output) {
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // SIGTERM first: the server shuts down cleanly; SIGKILL if it hangs.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write file");
+    path
+}
