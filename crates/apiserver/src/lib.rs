@@ -5,7 +5,8 @@
 //! [`request::ResourceRequest`] — to the one generic REST implementation in
 //! [`rest`]. That layer is driven by the resource registry
 //! (`capstan_apimachinery::registry`) and the per-kind rules in
-//! [`strategy`]; [`objects`] keeps objects in the `capstan-store`.
+//! [`strategy`]; [`objects`] keeps objects in the `capstan-store`, and
+//! [`watchcache`] holds them all in memory for lists and watches.
 //! [`pki`] and [`tls`] give the server its certificates and client
 //! identities; [`authn`] and [`authz`] decide who may do what; [`serve()`]
 //! puts it all together on a port.
@@ -26,6 +27,7 @@ pub mod serve;
 pub mod strategy;
 pub mod tls;
 pub mod version;
+pub mod watchcache;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -51,6 +53,7 @@ pub struct ApiServer {
     pub config: Config,
     pub objects: Objects,
     pub authorizer: authz::Chain,
+    pub cache: Arc<watchcache::WatchCache>,
     bootstrapped: AtomicBool,
 }
 
@@ -58,6 +61,7 @@ impl ApiServer {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<ApiServer> {
         Arc::new(ApiServer {
             config,
+            cache: watchcache::WatchCache::start(store.clone()),
             objects: Objects::new(store),
             authorizer: authz::Chain(vec![Box::new(authz::Masters)]),
             bootstrapped: AtomicBool::new(false),
@@ -71,8 +75,9 @@ impl ApiServer {
         Ok(())
     }
 
+    /// Ready to serve: built-in objects exist and the watch cache is loaded.
     pub fn is_bootstrapped(&self) -> bool {
-        self.bootstrapped.load(Ordering::Acquire)
+        self.bootstrapped.load(Ordering::Acquire) && self.cache.is_ready()
     }
 
     /// The HTTP application: every path goes through [`handler::dispatch`].

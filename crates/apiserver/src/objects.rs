@@ -108,17 +108,8 @@ impl Objects {
     }
 
     /// Objects under `prefix` in key order, from `start_after`, at `revision`.
-    pub async fn list(
-        &self,
-        resource: &'static ResourceType,
-        prefix: &str,
-        options: &ListOptions,
-    ) -> Result<Page, ApiError> {
-        let result = self
-            .store
-            .list(prefix, options)
-            .await
-            .map_err(|e| list_error(resource, e))?;
+    pub async fn list(&self, prefix: &str, options: &ListOptions) -> Result<Page, ApiError> {
+        let result = self.store.list(prefix, options).await.map_err(history_error)?;
         let items = result.kvs.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         let continue_after = if result.more {
             result.kvs.last().map(|kv| kv.key.clone())
@@ -132,16 +123,8 @@ impl Objects {
         })
     }
 
-    pub async fn watch(
-        &self,
-        resource: &'static ResourceType,
-        prefix: &str,
-        after: Revision,
-    ) -> Result<WatchStream, ApiError> {
-        self.store
-            .watch(prefix, after)
-            .await
-            .map_err(|e| list_error(resource, e))
+    pub async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, ApiError> {
+        self.store.watch(prefix, after).await.map_err(history_error)
     }
 
     pub async fn current_revision(&self) -> Result<Revision, ApiError> {
@@ -186,11 +169,12 @@ fn store_error(at: ObjectKey<'_>, err: StoreError) -> ApiError {
         StoreError::NotFound { .. } => ApiError::not_found(at.resource, at.name),
         StoreError::AlreadyExists { .. } => ApiError::already_exists(at.resource, at.name),
         StoreError::Conflict { .. } => ApiError::conflict(at.resource, at.name),
-        other => list_error(at.resource, other),
+        other => history_error(other),
     }
 }
 
-fn list_error(_resource: &ResourceType, err: StoreError) -> ApiError {
+/// Errors of reads and watches: too old (410), too new (504), or internal.
+pub fn history_error(err: StoreError) -> ApiError {
     match err {
         StoreError::Compacted { requested, compacted } => ApiError::too_old_resource_version(requested, compacted),
         StoreError::FutureRevision { requested, current } => {

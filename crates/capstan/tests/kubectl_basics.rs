@@ -18,16 +18,32 @@ fn version_cluster_info_and_discovery() {
     assert!(server.starts_with("v1.33.0+capstan"), "{server}");
 
     let info = c.ok(&["cluster-info"]);
-    assert!(info.contains(&format!("is running at https://127.0.0.1:{}", c.port)), "{info}");
+    assert!(
+        info.contains(&format!("is running at https://127.0.0.1:{}", c.port)),
+        "{info}"
+    );
 
     let resources = c.ok(&["api-resources"]);
-    let deployments = resources.lines().find(|l| l.starts_with("deployments ")).expect("deployments listed");
+    let deployments = resources
+        .lines()
+        .find(|l| l.starts_with("deployments "))
+        .expect("deployments listed");
     assert!(deployments.contains("deploy") && deployments.contains("apps/v1") && deployments.contains("Deployment"));
     let namespaces = resources.lines().find(|l| l.starts_with("namespaces ")).unwrap();
-    assert!(namespaces.contains("false"), "namespaces are cluster-scoped: {namespaces}");
+    assert!(
+        namespaces.contains("false"),
+        "namespaces are cluster-scoped: {namespaces}"
+    );
 
     let versions = c.ok(&["api-versions"]);
-    for gv in ["v1", "apps/v1", "batch/v1", "autoscaling/v2", "autoscaling/v1", "rbac.authorization.k8s.io/v1"] {
+    for gv in [
+        "v1",
+        "apps/v1",
+        "batch/v1",
+        "autoscaling/v2",
+        "autoscaling/v1",
+        "rbac.authorization.k8s.io/v1",
+    ] {
         assert!(versions.lines().any(|l| l == gv), "{gv} missing from:\n{versions}");
     }
 
@@ -44,7 +60,13 @@ fn requests_without_credentials_are_unauthorized() {
     let c = Cluster::start();
     let anonymous = c.data_dir().join("anonymous.kubeconfig");
     // The same cluster and CA, but no client certificate.
-    let ca = c.ok(&["config", "view", "--raw", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}"]);
+    let ca = c.ok(&[
+        "config",
+        "view",
+        "--raw",
+        "-o",
+        "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+    ]);
     let kubeconfig = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority-data: {ca}\ncontexts:\n- name: c\n  context: {{cluster: c, user: nobody}}\ncurrent-context: c\nusers:\n- name: nobody\n  user: {{token: not-a-valid-token}}\n",
         c.port
@@ -57,7 +79,10 @@ fn requests_without_credentials_are_unauthorized() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("error: You must be logged in to the server"), "{stderr}");
+    assert!(
+        stderr.contains("error: You must be logged in to the server"),
+        "{stderr}"
+    );
     // Health and version stay open, as upstream.
     let health = Command::new("kubectl")
         .args(["get", "--raw", "/readyz"])
@@ -82,7 +107,10 @@ fn create_get_label_patch_delete() {
     let dir = c.data_dir();
     let file = common::write(&dir, "cm.yaml", CONFIGMAP);
     let file = file.to_str().unwrap();
-    assert_eq!(c.ok(&["create", "--validate=false", "-f", file]), "configmap/settings created\n");
+    assert_eq!(
+        c.ok(&["create", "--validate=false", "-f", file]),
+        "configmap/settings created\n"
+    );
 
     let cm = c.get_json(&["get", "configmap", "settings"]);
     assert_eq!(cm["data"]["mode"], "fast");
@@ -93,18 +121,41 @@ fn create_get_label_patch_delete() {
 
     c.ok(&["label", "configmap", "settings", "tier=backend"]);
     c.ok(&["annotate", "configmap", "settings", "owner=team-a"]);
-    c.ok(&["patch", "configmap", "settings", "--type=merge", "-p", r#"{"data":{"mode":"slow"}}"#]);
-    c.ok(&["patch", "configmap", "settings", "--type=json", "-p", r#"[{"op":"add","path":"/data/extra","value":"1"}]"#]);
+    c.ok(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"mode":"slow"}}"#,
+    ]);
+    c.ok(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/data/extra","value":"1"}]"#,
+    ]);
     let cm = c.get_json(&["get", "configmap", "settings"]);
     assert_eq!(cm["metadata"]["labels"]["tier"], "backend");
     assert_eq!(cm["metadata"]["annotations"]["owner"], "team-a");
     assert_eq!(cm["data"], serde_json::json!({"mode": "slow", "extra": "1"}));
 
-    assert_eq!(c.ok(&["get", "cm", "-l", "tier=backend", "-o", "name"]), "configmap/settings\n");
+    assert_eq!(
+        c.ok(&["get", "cm", "-l", "tier=backend", "-o", "name"]),
+        "configmap/settings\n"
+    );
     assert_eq!(c.ok(&["get", "cm", "-l", "tier=frontend", "-o", "name"]), "");
-    assert_eq!(c.ok(&["get", "cm", "--field-selector", "metadata.name=settings", "-o", "name"]), "configmap/settings\n");
+    assert_eq!(
+        c.ok(&["get", "cm", "--field-selector", "metadata.name=settings", "-o", "name"]),
+        "configmap/settings\n"
+    );
 
-    assert_eq!(c.ok(&["delete", "configmap", "settings"]), "configmap \"settings\" deleted\n");
+    assert_eq!(
+        c.ok(&["delete", "configmap", "settings"]),
+        "configmap \"settings\" deleted\n"
+    );
     let err = c.fails(&["get", "configmap", "settings"]);
     assert_eq!(err, "Error from server (NotFound): configmaps \"settings\" not found\n");
 }
@@ -119,12 +170,16 @@ fn upstream_error_texts() {
 
     let err = c.fails(&["create", "--validate=false", "-f", file]);
     assert!(
-        err.contains("Error from server (AlreadyExists): error when creating") && err.contains("configmaps \"settings\" already exists"),
+        err.contains("Error from server (AlreadyExists): error when creating")
+            && err.contains("configmaps \"settings\" already exists"),
         "{err}"
     );
 
     let err = c.fails(&["get", "deployment", "nope"]);
-    assert_eq!(err, "Error from server (NotFound): deployments.apps \"nope\" not found\n");
+    assert_eq!(
+        err,
+        "Error from server (NotFound): deployments.apps \"nope\" not found\n"
+    );
 
     // A replace carrying a stale resourceVersion conflicts.
     let mut stale = c.get_json(&["get", "configmap", "settings"]);
@@ -138,7 +193,11 @@ fn upstream_error_texts() {
         "{err}"
     );
 
-    let bad = common::write(&dir, "bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\n");
+    let bad = common::write(
+        &dir,
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\n",
+    );
     let err = c.fails(&["create", "--validate=false", "-f", bad.to_str().unwrap()]);
     assert!(
         err.contains("The ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"),
@@ -157,7 +216,14 @@ fn watch_sees_an_update() {
     c.ok(&["create", "--validate=false", "-f", file.to_str().unwrap()]);
 
     let mut watch = Command::new("kubectl")
-        .args(["get", "configmaps", "--watch", "--output-watch-events", "-o", "jsonpath={.type} {.object.data.mode}{\"\\n\"}"])
+        .args([
+            "get",
+            "configmaps",
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "jsonpath={.type} {.object.data.mode}{\"\\n\"}",
+        ])
         .env("KUBECONFIG", c.kubeconfig())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -171,7 +237,14 @@ fn watch_sees_an_update() {
         }
     });
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "ADDED fast");
-    c.ok(&["patch", "configmap", "settings", "--type=merge", "-p", r#"{"data":{"mode":"watched"}}"#]);
+    c.ok(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"mode":"watched"}}"#,
+    ]);
     let update = rx.recv_timeout(Duration::from_secs(10));
     let _ = watch.kill();
     let _ = watch.wait();

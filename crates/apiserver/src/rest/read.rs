@@ -30,40 +30,16 @@ pub async fn list(call: &Call<'_>) -> Result<Response, ApiError> {
         _ => None,
     };
     let prefix = prefix(resource, call.request.namespace.as_deref());
-    let (mut revision, mut start_after) = match call.query.get("continue") {
-        Some(token) => {
-            let (rev, after) = decode_continue(token)?;
-            (Some(rev), Some(format!("{prefix}{after}")))
-        }
-        None => (exact_revision(call)?, None),
-    };
-    let mut items: Vec<Object> = Vec::new();
-    let (at, continue_after) = loop {
-        let wanted = limit.map(|l| l - items.len());
-        let options = ListOptions {
-            revision,
-            limit: wanted,
-            start_after: start_after.take(),
-        };
-        let page = call
-            .server
-            .objects
-            .list(resource, &prefix, &options)
+    let (items, at, continue_after) = if let Some(token) = call.query.get("continue") {
+        let (rev, after) = decode_continue(token)?;
+        let start_after = Some(format!("{prefix}{after}"));
+        list_from_store(call, &filter, limit, &prefix, Some(rev), start_after)
             .await
-            .map_err(|e| {
-                if e.code == 410 && call.query.get("continue").is_some() {
-                    expired_continue()
-                } else {
-                    e
-                }
-            })?;
-        items.extend(page.items.into_iter().filter(|o| filter.matches(o)).map(strip_type));
-        revision = Some(page.revision);
-        // A filtered page may come back short: keep reading the same snapshot.
-        match page.continue_after {
-            Some(last) if limit.is_some_and(|l| items.len() < l) => start_after = Some(last),
-            other => break (page.revision, other),
-        }
+            .map_err(|e| if e.code == 410 { expired_continue() } else { e })?
+    } else if let Some(exact) = exact_revision(call)? {
+        list_from_store(call, &filter, limit, &prefix, Some(exact), None).await?
+    } else {
+        list_from_cache(call, &filter, limit, &prefix).await?
     };
     let mut metadata = json!({"resourceVersion": at.to_string()});
     if let Some(last) = continue_after {
@@ -76,6 +52,92 @@ pub async fn list(call: &Call<'_>) -> Result<Response, ApiError> {
         "metadata": metadata,
         "items": items,
     })))
+}
+
+/// Items, the revision they are at, and the key to continue after.
+type Listing = (Vec<Object>, Revision, Option<String>);
+
+/// From memory. Without a resourceVersion the list must be consistent: the
+/// cache first catches up with the store's current revision (if it cannot
+/// within a few seconds, the store answers instead). `resourceVersion=0`
+/// takes the cache as it is and, as upstream, ignores `limit`. A limited
+/// first page continues from the store at the cache's revision — the same
+/// snapshot.
+async fn list_from_cache(
+    call: &Call<'_>,
+    filter: &Filter,
+    limit: Option<usize>,
+    prefix: &str,
+) -> Result<Listing, ApiError> {
+    let cache = &call.server.cache;
+    let limit = match call.query.get("resourceVersion") {
+        Some("0") => None,
+        Some(rv) => {
+            let wanted: Revision = rv
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?;
+            if !cache.wait_for(wanted).await {
+                return list_from_store(call, filter, limit, prefix, None, None).await;
+            }
+            limit
+        }
+        None => {
+            let current = call.server.objects.current_revision().await?;
+            if !cache.wait_for(current).await {
+                return list_from_store(call, filter, limit, prefix, None, None).await;
+            }
+            limit
+        }
+    };
+    let (objects, revision) = cache.list(prefix);
+    let mut items = Vec::new();
+    let mut continue_after = None;
+    for object in objects.iter().filter(|o| filter.matches(o)) {
+        if limit.is_some_and(|l| items.len() == l) {
+            continue_after = items.last().map(|o: &Object| object_key(call, o));
+            break;
+        }
+        items.push(strip_type((**object).clone()));
+    }
+    Ok((items, revision, continue_after))
+}
+
+/// The store key of a listed object.
+fn object_key(call: &Call<'_>, object: &Object) -> String {
+    let namespace = Some(capstan_apimachinery::meta::namespace(object)).filter(|ns| !ns.is_empty());
+    let key = crate::objects::ObjectKey {
+        resource: call.request.resource,
+        namespace,
+        name: capstan_apimachinery::meta::name(object),
+    };
+    key.key()
+}
+
+/// From the store, at `revision` (or the current one), after `start_after`.
+async fn list_from_store(
+    call: &Call<'_>,
+    filter: &Filter,
+    limit: Option<usize>,
+    prefix: &str,
+    mut revision: Option<Revision>,
+    mut start_after: Option<String>,
+) -> Result<Listing, ApiError> {
+    let mut items: Vec<Object> = Vec::new();
+    loop {
+        let options = ListOptions {
+            revision,
+            limit: limit.map(|l| l - items.len()),
+            start_after: start_after.take(),
+        };
+        let page = call.server.objects.list(prefix, &options).await?;
+        items.extend(page.items.into_iter().filter(|o| filter.matches(o)).map(strip_type));
+        revision = Some(page.revision);
+        // A filtered page may come back short: keep reading the same snapshot.
+        match page.continue_after {
+            Some(last) if limit.is_some_and(|l| items.len() < l) => start_after = Some(last),
+            other => return Ok((items, page.revision, other)),
+        }
+    }
 }
 
 /// `resourceVersion=N&resourceVersionMatch=Exact` reads the snapshot at N;

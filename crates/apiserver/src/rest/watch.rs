@@ -8,29 +8,40 @@
 //! that starts or stops matching is `ADDED` or `DELETED` from the watcher's
 //! point of view. `timeoutSeconds` ends the stream; `allowWatchBookmarks`
 //! adds periodic `BOOKMARK` events carrying the newest delivered revision.
+//!
+//! Watches are served from the [`WatchCache`](crate::watchcache) when its
+//! history reaches back far enough, else from a store watch of their own.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
-use bytes::Bytes;
-use capstan_apimachinery::meta::{self, Object};
+use bytes::{BufMut, Bytes, BytesMut};
+use capstan_apimachinery::meta::Object;
 use capstan_apimachinery::{ApiError, ResourceType};
-use capstan_store::{ListOptions, Revision, WatchStream};
+use capstan_store::{Revision, WatchStream};
 use futures::StreamExt;
 use http::{HeaderValue, header};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Call, Filter};
-use crate::objects::{self, Objects, prefix};
+use crate::objects::{self, prefix};
+use crate::watchcache::{Change, ChangeType, Notice, Subscription};
 
 /// Upstream closes watches without `timeoutSeconds` after 30–60 minutes.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 const BUFFER: usize = 128;
+
+/// Where a watch's events come from.
+enum Source {
+    Cache(Subscription),
+    Store(WatchStream),
+}
 
 pub async fn watch(call: &Call<'_>) -> Result<Response, ApiError> {
     let resource = call.request.resource;
@@ -40,21 +51,18 @@ pub async fn watch(call: &Call<'_>) -> Result<Response, ApiError> {
         _ => DEFAULT_TIMEOUT,
     };
     let prefix = prefix(resource, call.request.namespace.as_deref());
-    let objects = call.server.objects.clone();
+    let (initial, source, after) = start(call, &prefix).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
-    let (initial, after) = match call.query.get("resourceVersion") {
-        None | Some("0") => initial_state(&objects, resource, &prefix).await?,
-        Some(rv) => (Vec::new(), parse_revision(rv)?),
-    };
     let watcher = Watcher {
         resource,
+        prefix,
+        api_version: resource.api_version(),
         filter,
         last: after,
         bookmarks: call.query.flag("allowWatchBookmarks"),
         out: tx,
     };
-    let events = objects.watch(resource, &prefix, after).await;
-    tokio::spawn(watcher.run(initial, events, timeout));
+    tokio::spawn(watcher.run(initial, source, timeout));
     let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
     let mut response = Response::new(body);
     response
@@ -63,14 +71,29 @@ pub async fn watch(call: &Call<'_>) -> Result<Response, ApiError> {
     Ok(response)
 }
 
-/// Every current object (to send as `ADDED`) and the revision they are at.
-async fn initial_state(
-    objects: &Objects,
-    resource: &'static ResourceType,
+/// The objects to send first (as `ADDED`), the event source, and the
+/// revision the watch starts after.
+async fn start(
+    call: &Call<'_>,
     prefix: &str,
-) -> Result<(Vec<Object>, Revision), ApiError> {
-    let page = objects.list(resource, prefix, &ListOptions::default()).await?;
-    Ok((page.items, page.revision))
+) -> Result<(Vec<Arc<Object>>, Result<Source, ApiError>, Revision), ApiError> {
+    let cache = &call.server.cache;
+    let (initial, after) = match call.query.get("resourceVersion") {
+        None | Some("0") => {
+            if call.query.get("resourceVersion").is_none() {
+                // A watch without a resourceVersion starts from the latest state.
+                let current = call.server.objects.current_revision().await?;
+                cache.wait_for(current).await;
+            }
+            cache.list(prefix)
+        }
+        Some(rv) => (Vec::new(), parse_revision(rv)?),
+    };
+    let source = match cache.subscribe(prefix, after) {
+        Some(subscription) => Ok(Source::Cache(subscription)),
+        None => call.server.objects.watch(prefix, after).await.map(Source::Store),
+    };
+    Ok((initial, source, after))
 }
 
 fn parse_revision(rv: &str) -> Result<Revision, ApiError> {
@@ -82,6 +105,8 @@ fn parse_revision(rv: &str) -> Result<Revision, ApiError> {
 
 struct Watcher {
     resource: &'static ResourceType,
+    prefix: String,
+    api_version: String,
     filter: Filter,
     /// The newest revision delivered (or the start).
     last: Revision,
@@ -89,99 +114,177 @@ struct Watcher {
     out: mpsc::Sender<Bytes>,
 }
 
+/// Whether to go on after an event.
+type Flow = bool;
+
 impl Watcher {
-    async fn run(mut self, initial: Vec<Object>, events: Result<WatchStream, ApiError>, timeout: Duration) {
-        for object in initial.into_iter().filter(|o| self.filter.matches(o)) {
-            if !self.send("ADDED", object).await {
+    async fn run(mut self, initial: Vec<Arc<Object>>, source: Result<Source, ApiError>, timeout: Duration) {
+        for object in initial.iter().filter(|o| self.filter.matches(o)) {
+            let wire = self.render(object);
+            if !self.send("ADDED", &wire).await {
                 return;
             }
         }
-        let mut events = match events {
-            Ok(events) => events,
-            Err(err) => {
-                self.send_error(&err).await;
+        let deadline = tokio::time::sleep(timeout);
+        match source {
+            Err(err) => self.send_error(&err).await,
+            Ok(Source::Cache(subscription)) => {
+                tokio::select! {
+                    _ = deadline => {}
+                    _ = self.follow_cache(subscription) => {}
+                }
+            }
+            Ok(Source::Store(stream)) => {
+                tokio::select! {
+                    _ = deadline => {}
+                    _ = self.follow_store(stream) => {}
+                }
+            }
+        }
+    }
+
+    async fn follow_cache(&mut self, subscription: Subscription) {
+        for change in &subscription.backlog {
+            if !self.deliver_change(change).await {
                 return;
             }
-        };
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
-        let mut bookmark = tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_INTERVAL, BOOKMARK_INTERVAL);
+        }
+        let mut live = subscription.live;
+        let mut bookmark = bookmark_timer();
         loop {
-            let event = tokio::select! {
-                event = events.next() => event,
-                _ = &mut deadline => return,
+            let notice = tokio::select! {
+                notice = live.recv() => notice,
                 _ = bookmark.tick(), if self.bookmarks => {
                     if !self.send_bookmark().await { return; }
                     continue;
                 }
                 _ = self.out.closed() => return,
             };
-            let keep_going = match event {
-                Some(Ok(event)) => self.deliver(&event).await,
-                Some(Err(err)) => {
-                    self.send_error(&store_error(err)).await;
-                    false
-                }
-                None => false,
+            let flow = match notice {
+                Ok(Notice::Change(change)) => self.deliver_change(&change).await,
+                // A new cache epoch, or too slow to keep up: end the watch;
+                // the client re-watches from its last resourceVersion.
+                Ok(Notice::Reset) | Err(broadcast::error::RecvError::Lagged(_)) => false,
+                Err(broadcast::error::RecvError::Closed) => false,
             };
-            if !keep_going {
+            if !flow {
                 return;
             }
         }
     }
 
-    /// Sends one store event as the watcher sees it through its filter.
-    async fn deliver(&mut self, event: &capstan_store::Event) -> bool {
-        let (kind, object, prev) = match objects::decode_event(event) {
-            Ok(decoded) => decoded,
-            Err(err) => {
-                self.send_error(&err).await;
-                return false;
+    async fn follow_store(&mut self, mut events: WatchStream) {
+        let mut bookmark = bookmark_timer();
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event,
+                _ = bookmark.tick(), if self.bookmarks => {
+                    if !self.send_bookmark().await { return; }
+                    continue;
+                }
+                _ = self.out.closed() => return,
+            };
+            let flow = match event {
+                Some(Ok(event)) => match objects::decode_event(&event) {
+                    Ok((kind, object, prev)) => {
+                        let kind = change_type(kind);
+                        let wire = self.render(&object);
+                        self.deliver(kind, &object, prev.as_ref(), event.revision(), wire).await
+                    }
+                    Err(err) => {
+                        self.send_error(&err).await;
+                        false
+                    }
+                },
+                Some(Err(err)) => {
+                    self.send_error(&objects::history_error(err)).await;
+                    false
+                }
+                None => false,
+            };
+            if !flow {
+                return;
             }
-        };
-        self.last = event.revision();
-        let now = kind != "DELETED" && self.filter.matches(&object);
-        let before = prev.as_ref().is_some_and(|p| self.filter.matches(p));
-        let kind = match (kind, before, now) {
-            ("DELETED", true, _) => "DELETED",
+        }
+    }
+
+    async fn deliver_change(&mut self, change: &Change) -> Flow {
+        // The live feed carries the whole registry: keep this watch's prefix.
+        if change.revision <= self.last || !change.key.starts_with(&self.prefix) {
+            return true;
+        }
+        let wire = change.wire(&self.api_version, self.resource.kind);
+        self.deliver(
+            change.kind,
+            &change.object,
+            change.prev.as_deref(),
+            change.revision,
+            wire,
+        )
+        .await
+    }
+
+    /// Sends one change as this watcher sees it through its filter.
+    async fn deliver(
+        &mut self,
+        kind: ChangeType,
+        object: &Object,
+        prev: Option<&Object>,
+        revision: Revision,
+        wire: Bytes,
+    ) -> Flow {
+        self.last = revision;
+        let now = kind != ChangeType::Deleted && self.filter.matches(object);
+        let before = prev.is_some_and(|p| self.filter.matches(p));
+        let seen_as = match (kind, before, now) {
+            (ChangeType::Deleted, true, _) => "DELETED",
             (_, false, true) => "ADDED",
             (_, true, true) => "MODIFIED",
-            ("MODIFIED", true, false) => "DELETED",
+            (ChangeType::Modified, true, false) => "DELETED",
             _ => return true,
         };
-        self.send(kind, object).await
+        self.send(seen_as, &wire).await
     }
 
-    async fn send(&self, kind: &str, mut object: Object) -> bool {
-        meta::set_type(&mut object, &self.resource.api_version(), self.resource.kind);
-        self.write(&json!({"type": kind, "object": object})).await
+    fn render(&self, object: &Object) -> Bytes {
+        let mut object = object.clone();
+        capstan_apimachinery::meta::set_type(&mut object, &self.api_version, self.resource.kind);
+        Bytes::from(serde_json::to_vec(&object).unwrap_or_default())
     }
 
-    async fn send_bookmark(&self) -> bool {
+    /// One event line: `{"type":"X","object":<wire>}\n`.
+    async fn send(&self, kind: &str, wire: &Bytes) -> Flow {
+        let mut line = BytesMut::with_capacity(wire.len() + 40);
+        line.put_slice(b"{\"type\":\"");
+        line.put_slice(kind.as_bytes());
+        line.put_slice(b"\",\"object\":");
+        line.put_slice(wire);
+        line.put_slice(b"}\n");
+        self.out.send(line.freeze()).await.is_ok()
+    }
+
+    async fn send_bookmark(&self) -> Flow {
         let object = json!({
             "kind": self.resource.kind,
-            "apiVersion": self.resource.api_version(),
+            "apiVersion": self.api_version,
             "metadata": {"resourceVersion": self.last.to_string()},
         });
-        self.write(&json!({"type": "BOOKMARK", "object": object})).await
+        self.send("BOOKMARK", &Bytes::from(object.to_string())).await
     }
 
     async fn send_error(&self, err: &ApiError) {
-        self.write(&json!({"type": "ERROR", "object": err.to_json()})).await;
-    }
-
-    async fn write(&self, line: &serde_json::Value) -> bool {
-        let mut bytes = line.to_string().into_bytes();
-        bytes.push(b'\n');
-        self.out.send(Bytes::from(bytes)).await.is_ok()
+        self.send("ERROR", &Bytes::from(err.to_json().to_string())).await;
     }
 }
 
-fn store_error(err: capstan_store::StoreError) -> ApiError {
-    match err {
-        capstan_store::StoreError::Compacted { requested, compacted } => {
-            ApiError::too_old_resource_version(requested, compacted)
-        }
-        other => ApiError::internal(other),
+fn change_type(kind: &str) -> ChangeType {
+    match kind {
+        "ADDED" => ChangeType::Added,
+        "MODIFIED" => ChangeType::Modified,
+        _ => ChangeType::Deleted,
     }
+}
+
+fn bookmark_timer() -> tokio::time::Interval {
+    tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_INTERVAL, BOOKMARK_INTERVAL)
 }

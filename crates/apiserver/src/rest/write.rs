@@ -108,7 +108,7 @@ pub async fn delete_collection(call: &Call<'_>) -> Result<Response, ApiError> {
     let page = call
         .server
         .objects
-        .list(resource, &prefix, &capstan_store::ListOptions::default())
+        .list(&prefix, &capstan_store::ListOptions::default())
         .await?;
     let mut deleted = Vec::new();
     for object in page.items.iter().filter(|o| filter.matches(o)) {
