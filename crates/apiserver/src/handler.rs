@@ -2,6 +2,7 @@
 //! version, discovery or the generic REST layer.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -12,7 +13,7 @@ use http::{HeaderValue, StatusCode, header};
 use crate::authz::Attributes;
 use crate::codec::{self, MAX_BODY_BYTES};
 use crate::request::{self, Query};
-use crate::{ApiServer, authn, discovery, rest, version};
+use crate::{ApiServer, authn, discovery, metrics, rest, version};
 
 /// Routes one request.
 pub async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) -> Response {
@@ -27,6 +28,18 @@ pub async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) ->
     let Some(user) = authn::authenticate(&parts) else {
         return codec::error(&ApiError::unauthorized());
     };
+    if path == "/metrics" {
+        return match server.authorizer.authorize(
+            &user,
+            &Attributes::Path {
+                verb: "get",
+                path: &path,
+            },
+        ) {
+            Ok(()) => metrics_response(&server),
+            Err(err) => codec::error(&err),
+        };
+    }
     let resource_request = match request::parse(&parts.method, &path, &query) {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -58,10 +71,70 @@ pub async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) ->
         headers: &parts.headers,
         body,
     };
-    match rest::handle(call).await {
+    let started = Instant::now();
+    let response = match rest::handle(call).await {
         Ok(response) => response,
         Err(err) => codec::error(&err),
+    };
+    record(
+        &server,
+        &resource_request,
+        &parts,
+        &user,
+        response.status(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Request metrics and the request log line.
+fn record(
+    server: &ApiServer,
+    request: &request::ResourceRequest,
+    parts: &http::request::Parts,
+    user: &authn::UserInfo,
+    status: StatusCode,
+    elapsed: Duration,
+) {
+    let labels = metrics::DurationLabels {
+        verb: request.verb.metrics_name().to_string(),
+        group: request.resource.group.to_string(),
+        version: request.resource.version.to_string(),
+        resource: request.resource.plural.to_string(),
+        subresource: request.subresource.clone().unwrap_or_default(),
+        scope: request.scope().to_string(),
+    };
+    server
+        .metrics
+        .requests
+        .get_or_create(&metrics::RequestLabels {
+            verb: labels.verb.clone(),
+            group: labels.group.clone(),
+            version: labels.version.clone(),
+            resource: labels.resource.clone(),
+            subresource: labels.subresource.clone(),
+            scope: labels.scope.clone(),
+            code: status.as_u16().to_string(),
+        })
+        .inc();
+    if request.verb != request::Verb::Watch {
+        server
+            .metrics
+            .durations
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
     }
+    let (method, uri, user, code) = (&parts.method, &parts.uri, &user.name, status.as_u16());
+    if status.is_server_error() {
+        tracing::warn!(%method, %uri, %user, code, ?elapsed, "request");
+    } else {
+        tracing::debug!(%method, %uri, %user, code, ?elapsed, "request");
+    }
+}
+
+fn metrics_response(server: &ApiServer) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], server.metrics.render()).into_response()
 }
 
 fn discovery_document(headers: &http::HeaderMap, path: &str) -> Response {

@@ -18,6 +18,7 @@ pub mod bootstrap;
 pub mod codec;
 pub mod discovery;
 pub mod handler;
+pub mod metrics;
 pub mod objects;
 pub mod patch;
 pub mod pki;
@@ -54,15 +55,18 @@ pub struct ApiServer {
     pub objects: Objects,
     pub authorizer: authz::Chain,
     pub cache: Arc<watchcache::WatchCache>,
+    pub metrics: Arc<metrics::Metrics>,
     bootstrapped: AtomicBool,
 }
 
 impl ApiServer {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<ApiServer> {
+        let metrics = metrics::Metrics::new();
         Arc::new(ApiServer {
             config,
             cache: watchcache::WatchCache::start(store.clone()),
-            objects: Objects::new(store),
+            objects: Objects::new(store, metrics.clone()),
+            metrics,
             authorizer: authz::Chain(vec![Box::new(authz::Masters)]),
             bootstrapped: AtomicBool::new(false),
         })

@@ -5,8 +5,11 @@
 //! key's mod revision, filled in on every read, so it cannot disagree with
 //! the store. Store errors become upstream Status errors here, once.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
+use crate::metrics::Metrics;
 use capstan_apimachinery::meta::{self, Object};
 use capstan_apimachinery::{ApiError, ResourceType};
 use capstan_store::{Event, KeyValue, ListOptions, Revision, Store, StoreError, WatchStream};
@@ -38,6 +41,7 @@ pub fn prefix(resource: &ResourceType, namespace: Option<&str>) -> String {
 #[derive(Clone)]
 pub struct Objects {
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
 }
 
 /// One page of objects.
@@ -49,8 +53,16 @@ pub struct Page {
 }
 
 impl Objects {
-    pub fn new(store: Arc<dyn Store>) -> Objects {
-        Objects { store }
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Objects {
+        Objects { store, metrics }
+    }
+
+    /// Runs a store call, recording its latency under `operation`.
+    async fn timed<T>(&self, operation: &str, call: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics.observe_store(operation, started.elapsed());
+        result
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -58,7 +70,10 @@ impl Objects {
     }
 
     pub async fn get(&self, at: ObjectKey<'_>) -> Result<Object, ApiError> {
-        let (kv, _) = self.store.get(&at.key(), None).await.map_err(|e| store_error(at, e))?;
+        let (kv, _) = self
+            .timed("get", self.store.get(&at.key(), None))
+            .await
+            .map_err(|e| store_error(at, e))?;
         let kv = kv.ok_or_else(|| ApiError::not_found(at.resource, at.name))?;
         decode(&kv)
     }
@@ -75,8 +90,7 @@ impl Objects {
     /// Stores a new object; returns it with its resourceVersion.
     pub async fn create(&self, at: ObjectKey<'_>, mut object: Object) -> Result<Object, ApiError> {
         let revision = self
-            .store
-            .create(&at.key(), encode(&object)?)
+            .timed("create", self.store.create(&at.key(), encode(&object)?))
             .await
             .map_err(|e| store_error(at, e))?;
         set_revision(&mut object, revision);
@@ -86,8 +100,7 @@ impl Objects {
     /// Replaces an object whose resourceVersion is still `expected`.
     pub async fn update(&self, at: ObjectKey<'_>, mut object: Object, expected: Revision) -> Result<Object, ApiError> {
         let revision = self
-            .store
-            .update(&at.key(), encode(&object)?, expected)
+            .timed("update", self.store.update(&at.key(), encode(&object)?, expected))
             .await
             .map_err(|e| store_error(at, e))?;
         set_revision(&mut object, revision);
@@ -98,8 +111,7 @@ impl Objects {
     /// returns its last state with the deletion's resourceVersion.
     pub async fn delete(&self, at: ObjectKey<'_>, expected: Option<Revision>) -> Result<Object, ApiError> {
         let (revision, prev) = self
-            .store
-            .delete(&at.key(), expected)
+            .timed("delete", self.store.delete(&at.key(), expected))
             .await
             .map_err(|e| store_error(at, e))?;
         let mut object = decode(&prev)?;
@@ -109,7 +121,10 @@ impl Objects {
 
     /// Objects under `prefix` in key order, from `start_after`, at `revision`.
     pub async fn list(&self, prefix: &str, options: &ListOptions) -> Result<Page, ApiError> {
-        let result = self.store.list(prefix, options).await.map_err(history_error)?;
+        let result = self
+            .timed("list", self.store.list(prefix, options))
+            .await
+            .map_err(history_error)?;
         let items = result.kvs.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         let continue_after = if result.more {
             result.kvs.last().map(|kv| kv.key.clone())
@@ -128,7 +143,9 @@ impl Objects {
     }
 
     pub async fn current_revision(&self) -> Result<Revision, ApiError> {
-        self.store.current_revision().await.map_err(ApiError::internal)
+        self.timed("revision", self.store.current_revision())
+            .await
+            .map_err(ApiError::internal)
     }
 }
 

@@ -42,7 +42,31 @@ pub enum Verb {
     DeleteCollection,
 }
 
+impl ResourceRequest {
+    /// Upstream's `scope` metrics label.
+    pub fn scope(&self) -> &'static str {
+        match (&self.name, &self.namespace) {
+            (Some(_), _) => "resource",
+            (None, Some(_)) => "namespace",
+            (None, None) => "cluster",
+        }
+    }
+}
+
 impl Verb {
+    /// The verb as upstream's request metrics spell it.
+    pub fn metrics_name(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::List => "LIST",
+            Verb::Watch => "WATCH",
+            Verb::Create => "POST",
+            Verb::Update => "PUT",
+            Verb::Patch => "PATCH",
+            Verb::Delete | Verb::DeleteCollection => "DELETE",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verb::Get => "get",

@@ -29,6 +29,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Call, Filter};
+use crate::metrics::{WatcherGuard, WatcherLabels};
 use crate::objects::{self, prefix};
 use crate::watchcache::{Change, ChangeType, Notice, Subscription};
 
@@ -53,7 +54,13 @@ pub async fn watch(call: &Call<'_>) -> Result<Response, ApiError> {
     let prefix = prefix(resource, call.request.namespace.as_deref());
     let (initial, source, after) = start(call, &prefix).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFER);
+    let counted = WatcherLabels {
+        group: resource.group.to_string(),
+        version: resource.version.to_string(),
+        kind: resource.kind.to_string(),
+    };
     let watcher = Watcher {
+        _counted: WatcherGuard::new(&call.server.metrics, counted),
         resource,
         prefix,
         api_version: resource.api_version(),
@@ -104,6 +111,8 @@ fn parse_revision(rv: &str) -> Result<Revision, ApiError> {
 }
 
 struct Watcher {
+    /// Keeps `apiserver_registered_watchers` counting this watch while it runs.
+    _counted: WatcherGuard,
     resource: &'static ResourceType,
     prefix: String,
     api_version: String,
