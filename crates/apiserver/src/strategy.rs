@@ -52,7 +52,27 @@ pub fn prepare_for_create(
     if let Some(status) = initial_status(resource, object) {
         object["status"] = status;
     }
+    if resource.kind == "Namespace" {
+        // The namespace controller finalizes every namespace before it goes.
+        object["spec"]["finalizers"] = json!(["kubernetes"]);
+    }
+    server_labels(resource, object);
     Ok(())
+}
+
+/// Labels the server maintains: every Namespace carries its own name as
+/// `kubernetes.io/metadata.name`, so selectors can pick namespaces by name.
+fn server_labels(resource: &ResourceType, object: &mut Object) {
+    if resource.kind != "Namespace" {
+        return;
+    }
+    let name = meta::name(object).to_string();
+    let meta = meta::metadata_mut(object);
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    labels["kubernetes.io/metadata.name"] = name.into();
 }
 
 /// Carries over what a write cannot change from `old` into `new`.
@@ -90,6 +110,7 @@ pub fn prepare_for_update(
         }
     }
     copy_meta(new, old, SERVER_OWNED_META);
+    server_labels(resource, new);
     if has_generation(resource) {
         let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
         let bumped = if spec_changed(new, old) {

@@ -8,6 +8,7 @@
 
 mod filter;
 mod read;
+mod scale;
 mod watch;
 mod write;
 
@@ -54,7 +55,11 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
         (Verb::Watch, None) => watch::watch(&call).await,
         (Verb::Create, None) => write::create(&call).await,
         (Verb::Update, None | Some("status")) => write::update(&call).await,
+        (Verb::Update, Some("finalize")) => write::finalize(&call).await,
         (Verb::Patch, None | Some("status")) => write::patch(&call).await,
+        (Verb::Get, Some("scale")) => read::get_scale(&call).await,
+        (Verb::Update, Some("scale")) => write::update_scale(&call).await,
+        (Verb::Patch, Some("scale")) => write::patch_scale(&call).await,
         (Verb::Delete, None) => write::delete(&call).await,
         (Verb::DeleteCollection, None) => write::delete_collection(&call).await,
         _ => Err(ApiError::method_not_allowed()),

@@ -22,6 +22,11 @@ pub async fn get(call: &Call<'_>) -> Result<Response, ApiError> {
     Ok(codec::ok(&object))
 }
 
+pub async fn get_scale(call: &Call<'_>) -> Result<Response, ApiError> {
+    let object = call.server.objects.get(call.key()).await?;
+    Ok(codec::ok(&super::scale::view(call.request.resource, &object)?))
+}
+
 pub async fn list(call: &Call<'_>) -> Result<Response, ApiError> {
     let resource = call.request.resource;
     let filter = Filter::from_query(resource, call.query)?;

@@ -12,7 +12,7 @@ use capstan_store::Revision;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Call, Filter};
+use super::{Call, Filter, scale};
 use crate::objects::{ObjectKey, prefix};
 use crate::{admission, codec, patch, strategy};
 
@@ -40,13 +40,53 @@ pub async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
 pub async fn update(call: &Call<'_>) -> Result<Response, ApiError> {
     let body = codec::decode_body(call.headers, &call.body)?;
     let precondition = revision_of(&body)?;
-    write_loop(call, precondition, |_old| Ok(body.clone())).await
+    write_loop(call, precondition, |_old| Ok(body.clone()))
+        .await
+        .map(|o| codec::ok(&o))
 }
 
 pub async fn patch(call: &Call<'_>) -> Result<Response, ApiError> {
     let content_type = codec::content_type(call.headers);
     let patch = patch::Patch::parse(&content_type, &call.body)?;
-    write_loop(call, None, |old| patch.apply(old)).await
+    write_loop(call, None, |old| patch.apply(old))
+        .await
+        .map(|o| codec::ok(&o))
+}
+
+/// PUT on `namespaces/<name>/finalize`: only `spec.finalizers` changes.
+pub async fn finalize(call: &Call<'_>) -> Result<Response, ApiError> {
+    let body = codec::decode_body(call.headers, &call.body)?;
+    let precondition = revision_of(&body)?;
+    let finalizers = body.pointer("/spec/finalizers").cloned().unwrap_or_else(|| json!([]));
+    let object = write_loop(call, precondition, |old| {
+        let mut new = old.clone();
+        new["spec"]["finalizers"] = finalizers.clone();
+        Ok(new)
+    })
+    .await?;
+    Ok(codec::ok(&object))
+}
+
+/// PUT on `/scale`: the Scale's `spec.replicas` goes to the object.
+pub async fn update_scale(call: &Call<'_>) -> Result<Response, ApiError> {
+    let body = codec::decode_body(call.headers, &call.body)?;
+    let precondition = revision_of(&body)?;
+    let replicas = scale::replicas_of(&body)?;
+    let object = write_loop(call, precondition, |old| Ok(scale::with_replicas(old, replicas))).await?;
+    Ok(codec::ok(&scale::view(call.request.resource, &object)?))
+}
+
+/// PATCH on `/scale`: patches the Scale view, then writes its replicas back.
+pub async fn patch_scale(call: &Call<'_>) -> Result<Response, ApiError> {
+    let content_type = codec::content_type(call.headers);
+    let patch = patch::Patch::parse(&content_type, &call.body)?;
+    let resource = call.request.resource;
+    let object = write_loop(call, None, |old| {
+        let patched = patch.apply(&scale::view(resource, old)?)?;
+        Ok(scale::with_replicas(old, scale::replicas_of(&patched)?))
+    })
+    .await?;
+    Ok(codec::ok(&scale::view(resource, &object)?))
 }
 
 /// Reads, changes and writes an object until the write wins or loses to
@@ -55,7 +95,7 @@ async fn write_loop(
     call: &Call<'_>,
     precondition: Option<Revision>,
     change: impl Fn(&Object) -> Result<Object, ApiError>,
-) -> Result<Response, ApiError> {
+) -> Result<Object, ApiError> {
     let resource = call.request.resource;
     let key = call.key();
     for _ in 0..MAX_RETRIES {
@@ -73,9 +113,10 @@ async fn write_loop(
         validate(call, &new, Some(&old))?;
         meta::set_meta(&mut new, "resourceVersion", Some(old_revision.to_string().into()));
         if new == old || call.query.dry_run()? {
-            return Ok(codec::ok(&new));
+            return Ok(new);
         }
-        let written = if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() {
+        let finalized = meta::finalizers(&new).is_empty() && !namespace_finalizers(&new);
+        let written = if meta::is_deleting(&new) && finalized {
             // The last finalizer is gone: the deletion completes now.
             call.server.objects.delete(key, Some(old_revision)).await
         } else {
@@ -83,7 +124,7 @@ async fn write_loop(
         };
         match written {
             Err(err) if err.code == 409 && wanted.is_none() => continue,
-            other => return other.map(|o| codec::ok(&o)),
+            other => return other,
         }
     }
     Err(ApiError::conflict(resource, key.name))
