@@ -10,6 +10,7 @@ pub mod meta;
 pub mod registry;
 pub mod selector;
 pub mod status;
+pub mod table;
 
 pub use registry::{ResourceType, Subresource};
 pub use status::{ApiError, FieldError};

@@ -1,10 +1,21 @@
 //! Authentication: who is asking.
 //!
-//! A client certificate verified against the cluster CA (see [`crate::tls`])
-//! names the user (CN) and groups (O), as upstream's x509 authenticator.
-//! Service-account bearer tokens plug in here next. Every authenticated
-//! user is also in `system:authenticated`, which RBAC's default roles bind.
+//! Two authenticators, tried in upstream's order:
+//! - a client certificate verified against the cluster CA (see
+//!   [`crate::tls`]) names the user (CN) and groups (O);
+//! - a bearer token that is a service-account JWT we issued
+//!   ([`crate::serviceaccount`]), still bound to live objects.
+//!
+//! Every authenticated user is also in `system:authenticated`, which RBAC's
+//! default roles bind. A request with a bearer token we cannot verify is
+//! unauthenticated (401), never anonymous.
 
+use capstan_apimachinery::registry;
+use http::header;
+
+use crate::ApiServer;
+use crate::objects::ObjectKey;
+use crate::serviceaccount::{self, Claims, ObjectClaim};
 use crate::tls::PeerIdentity;
 
 /// An authenticated user, as authorization and audit see it.
@@ -18,15 +29,67 @@ impl UserInfo {
     pub fn in_group(&self, group: &str) -> bool {
         self.groups.iter().any(|g| g == group)
     }
+
+    fn authenticated(name: String, mut groups: Vec<String>) -> UserInfo {
+        groups.push("system:authenticated".to_string());
+        UserInfo { name, groups }
+    }
 }
 
-/// The user behind a request, if it carries credentials we accept.
-pub fn authenticate(parts: &http::request::Parts) -> Option<UserInfo> {
-    let peer = parts.extensions.get::<Option<PeerIdentity>>().cloned().flatten()?;
-    let mut groups = peer.groups;
-    groups.push("system:authenticated".to_string());
-    Some(UserInfo {
-        name: peer.user,
-        groups,
-    })
+/// The user behind a request, if it carries credentials we accept. A
+/// verified client certificate wins over a bearer token, as upstream's
+/// union authenticator tries x509 first.
+pub async fn authenticate(server: &ApiServer, parts: &http::request::Parts) -> Option<UserInfo> {
+    if let Some(peer) = parts.extensions.get::<Option<PeerIdentity>>().cloned().flatten() {
+        return Some(UserInfo::authenticated(peer.user, peer.groups));
+    }
+    service_account(server, bearer_token(parts)?).await
+}
+
+fn bearer_token(parts: &http::request::Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn service_account(server: &ApiServer, token: &str) -> Option<UserInfo> {
+    let claims = server.tokens.verify(token)?;
+    if !still_bound(server, &claims).await {
+        return None;
+    }
+    let namespace = &claims.kubernetes.namespace;
+    let name = &claims.kubernetes.serviceaccount.name;
+    Some(UserInfo::authenticated(
+        serviceaccount::user_name(namespace, name),
+        serviceaccount::groups(namespace),
+    ))
+}
+
+/// The service account, and the pod or secret the token is bound to, still
+/// exist with the UIDs the token names.
+async fn still_bound(server: &ApiServer, claims: &Claims) -> bool {
+    let namespace = claims.kubernetes.namespace.as_str();
+    let checks = [
+        Some(("serviceaccounts", &claims.kubernetes.serviceaccount)),
+        claims.kubernetes.pod.as_ref().map(|p| ("pods", p)),
+        claims.kubernetes.secret.as_ref().map(|s| ("secrets", s)),
+    ];
+    for (plural, expected) in checks.into_iter().flatten() {
+        if !exists(server, plural, namespace, expected).await {
+            return false;
+        }
+    }
+    true
+}
+
+async fn exists(server: &ApiServer, plural: &str, namespace: &str, expected: &ObjectClaim) -> bool {
+    let Some(resource) = registry::lookup("", "v1", plural) else {
+        return false;
+    };
+    let key = ObjectKey {
+        resource,
+        namespace: Some(namespace),
+        name: &expected.name,
+    };
+    matches!(server.objects.try_get(key).await, Ok(Some(object)) if capstan_apimachinery::meta::uid(&object) == expected.uid)
 }

@@ -25,7 +25,7 @@ pub async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) ->
         "/version" | "/version/" => return codec::ok(&version::info()),
         _ => {}
     }
-    let Some(user) = authn::authenticate(&parts) else {
+    let Some(user) = authn::authenticate(&server, &parts).await else {
         return codec::error(&ApiError::unauthorized());
     };
     if path == "/metrics" {

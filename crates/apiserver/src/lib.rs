@@ -19,12 +19,14 @@ pub mod codec;
 pub mod discovery;
 pub mod handler;
 pub mod metrics;
+pub mod negotiate;
 pub mod objects;
 pub mod patch;
 pub mod pki;
 pub mod request;
 pub mod rest;
 pub mod serve;
+pub mod serviceaccount;
 pub mod strategy;
 pub mod tls;
 pub mod version;
@@ -56,17 +58,19 @@ pub struct ApiServer {
     pub authorizer: authz::Chain,
     pub cache: Arc<watchcache::WatchCache>,
     pub metrics: Arc<metrics::Metrics>,
+    pub tokens: serviceaccount::TokenIssuer,
     bootstrapped: AtomicBool,
 }
 
 impl ApiServer {
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<ApiServer> {
+    pub fn new(config: Config, store: Arc<dyn Store>, tokens: serviceaccount::TokenIssuer) -> Arc<ApiServer> {
         let metrics = metrics::Metrics::new();
         Arc::new(ApiServer {
             config,
             cache: watchcache::WatchCache::start(store.clone()),
             objects: Objects::new(store, metrics.clone()),
             metrics,
+            tokens,
             authorizer: authz::Chain(vec![Box::new(authz::Masters)]),
             bootstrapped: AtomicBool::new(false),
         })

@@ -9,6 +9,7 @@ use anyhow::Context;
 use capstan_store::Store;
 
 use crate::pki::{Pki, PkiOptions};
+use crate::serviceaccount::TokenIssuer;
 use crate::{ApiServer, Config, tls};
 
 /// Where and how to serve.
@@ -45,12 +46,15 @@ pub async fn serve(
         cluster_domain: options.cluster_domain.clone(),
     })
     .context("preparing certificates")?;
+    let tokens = TokenIssuer::new(pki.service_account_key_pem(), &pki.service_account_public_key_pem())
+        .map_err(|e| anyhow::anyhow!("loading the service-account key: {e}"))?;
     let server = ApiServer::new(
         Config {
             port: options.port,
             service_ip: options.service_ip,
         },
         store,
+        tokens,
     );
     server
         .bootstrap()

@@ -6,6 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use common::Cluster;
@@ -84,12 +85,45 @@ fn requests_without_credentials_are_unauthorized() {
         "{stderr}"
     );
     // Health and version stay open, as upstream.
-    let health = Command::new("kubectl")
-        .args(["get", "--raw", "/readyz"])
-        .env("KUBECONFIG", &anonymous)
-        .output()
-        .unwrap();
+    let health = c.kubectl_as(&anonymous, &["get", "--raw", "/readyz"]);
     assert_eq!(String::from_utf8_lossy(&health.stdout), "ok");
+}
+
+#[test]
+fn service_account_tokens_authenticate_until_revoked() {
+    let c = Cluster::start();
+    c.ok_in(
+        &["create", "--validate=false", "-f", "-"],
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: builder}\n",
+    );
+    let request = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":600}}"#;
+    let path = "/api/v1/namespaces/default/serviceaccounts/builder/token";
+    let answer: serde_json::Value =
+        serde_json::from_str(&c.ok_in(&["create", "--raw", path, "-f", "-"], request)).unwrap();
+    let token = answer["status"]["token"].as_str().expect("a token");
+    assert!(answer["status"]["expirationTimestamp"].as_str().is_some());
+
+    // The token authenticates as the service account, which may do nothing yet.
+    let as_builder = c.kubeconfig_with_token(token);
+    let out = c.kubectl_as(&as_builder, &["get", "pods"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:default:builder" cannot list resource "pods" in API group "" in the namespace "default""#),
+        "{stderr}"
+    );
+
+    // Deleting the service account revokes its tokens.
+    c.ok(&["delete", "serviceaccount", "builder"]);
+    let out = c.kubectl_as(&as_builder, &["get", "pods"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("You must be logged in to the server"));
+
+    let short = r#"{"spec":{"expirationSeconds":10}}"#;
+    c.ok_in(
+        &["create", "--validate=false", "-f", "-"],
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: builder}\n",
+    );
+    let out = c.kubectl_in(&["create", "--raw", path, "-f", "-"], Some(short));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("may not specify a duration less than 10 minutes"));
 }
 
 const CONFIGMAP: &str = "apiVersion: v1

@@ -9,6 +9,7 @@
 mod filter;
 mod read;
 mod scale;
+mod token;
 mod watch;
 mod write;
 
@@ -60,6 +61,7 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
         (Verb::Get, Some("scale")) => read::get_scale(&call).await,
         (Verb::Update, Some("scale")) => write::update_scale(&call).await,
         (Verb::Patch, Some("scale")) => write::patch_scale(&call).await,
+        (Verb::Create, Some("token")) => token::create_token(&call).await,
         (Verb::Delete, None) => write::delete(&call).await,
         (Verb::DeleteCollection, None) => write::delete_collection(&call).await,
         _ => Err(ApiError::method_not_allowed()),

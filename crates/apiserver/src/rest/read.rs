@@ -15,11 +15,26 @@ use serde_json::{Value, json};
 
 use super::{Call, Filter};
 use crate::codec;
+use crate::negotiate::{self, Form};
 use crate::objects::prefix;
+use capstan_apimachinery::table;
 
 pub async fn get(call: &Call<'_>) -> Result<Response, ApiError> {
+    let form = negotiate::form(call.headers, call.query)?;
     let object = call.server.objects.get(call.key()).await?;
-    Ok(codec::ok(&object))
+    Ok(match form {
+        Form::Object => codec::ok(&object),
+        Form::Table(include) => {
+            let mut table = table::table(
+                call.request.resource,
+                &[object.clone()],
+                include,
+                jiff::Timestamp::now(),
+            );
+            table["metadata"] = json!({"resourceVersion": capstan_apimachinery::meta::resource_version(&object)});
+            codec::ok(&table)
+        }
+    })
 }
 
 pub async fn get_scale(call: &Call<'_>) -> Result<Response, ApiError> {
@@ -28,6 +43,7 @@ pub async fn get_scale(call: &Call<'_>) -> Result<Response, ApiError> {
 }
 
 pub async fn list(call: &Call<'_>) -> Result<Response, ApiError> {
+    let form = negotiate::form(call.headers, call.query)?;
     let resource = call.request.resource;
     let filter = Filter::from_query(resource, call.query)?;
     let limit = match call.query.int("limit")? {
@@ -51,12 +67,19 @@ pub async fn list(call: &Call<'_>) -> Result<Response, ApiError> {
         let relative = last.strip_prefix(&prefix).unwrap_or(&last);
         metadata["continue"] = encode_continue(at, relative).into();
     }
-    Ok(codec::ok(&json!({
-        "kind": resource.list_kind,
-        "apiVersion": resource.api_version(),
-        "metadata": metadata,
-        "items": items,
-    })))
+    Ok(codec::ok(&match form {
+        Form::Object => json!({
+            "kind": resource.list_kind,
+            "apiVersion": resource.api_version(),
+            "metadata": metadata,
+            "items": items,
+        }),
+        Form::Table(include) => {
+            let mut table = table::table(resource, &items, include, jiff::Timestamp::now());
+            table["metadata"] = metadata;
+            table
+        }
+    }))
 }
 
 /// Items, the revision they are at, and the key to continue after.

@@ -30,8 +30,10 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Call, Filter};
 use crate::metrics::{WatcherGuard, WatcherLabels};
+use crate::negotiate::{self, Form};
 use crate::objects::{self, prefix};
 use crate::watchcache::{Change, ChangeType, Notice, Subscription};
+use capstan_apimachinery::table;
 
 /// Upstream closes watches without `timeoutSeconds` after 30–60 minutes.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -45,6 +47,7 @@ enum Source {
 }
 
 pub async fn watch(call: &Call<'_>) -> Result<Response, ApiError> {
+    let form = negotiate::form(call.headers, call.query)?;
     let resource = call.request.resource;
     let filter = Filter::from_query(resource, call.query)?;
     let timeout = match call.query.int("timeoutSeconds")? {
@@ -67,6 +70,8 @@ pub async fn watch(call: &Call<'_>) -> Result<Response, ApiError> {
         filter,
         last: after,
         bookmarks: call.query.flag("allowWatchBookmarks"),
+        form,
+        headers_sent: false,
         out: tx,
     };
     tokio::spawn(watcher.run(initial, source, timeout));
@@ -120,6 +125,9 @@ struct Watcher {
     /// The newest revision delivered (or the start).
     last: Revision,
     bookmarks: bool,
+    /// Objects, or Tables for `kubectl get -w` (column definitions only in the first).
+    form: Form,
+    headers_sent: bool,
     out: mpsc::Sender<Bytes>,
 }
 
@@ -128,8 +136,12 @@ type Flow = bool;
 
 impl Watcher {
     async fn run(mut self, initial: Vec<Arc<Object>>, source: Result<Source, ApiError>, timeout: Duration) {
-        for object in initial.iter().filter(|o| self.filter.matches(o)) {
+        for object in &initial {
+            if !self.filter.matches(object) {
+                continue;
+            }
             let wire = self.render(object);
+            let wire = self.as_form(object, wire);
             if !self.send("ADDED", &wire).await {
                 return;
             }
@@ -252,7 +264,25 @@ impl Watcher {
             (ChangeType::Modified, true, false) => "DELETED",
             _ => return true,
         };
+        let wire = self.as_form(object, wire);
         self.send(seen_as, &wire).await
+    }
+
+    /// The event's object in the watch's form: as is, or as a one-row Table.
+    fn as_form(&mut self, object: &Object, wire: Bytes) -> Bytes {
+        let Form::Table(include) = self.form else {
+            return wire;
+        };
+        let now = jiff::Timestamp::now();
+        let objects = [object.clone()];
+        let mut table = if self.headers_sent {
+            table::table_without_headers(self.resource, &objects, include, now)
+        } else {
+            self.headers_sent = true;
+            table::table(self.resource, &objects, include, now)
+        };
+        table["metadata"] = json!({"resourceVersion": capstan_apimachinery::meta::resource_version(object)});
+        Bytes::from(table.to_string())
     }
 
     fn render(&self, object: &Object) -> Bytes {

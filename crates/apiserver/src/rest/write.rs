@@ -47,7 +47,7 @@ pub async fn update(call: &Call<'_>) -> Result<Response, ApiError> {
 
 pub async fn patch(call: &Call<'_>) -> Result<Response, ApiError> {
     let content_type = codec::content_type(call.headers);
-    let patch = patch::Patch::parse(&content_type, &call.body)?;
+    let patch = patch::Patch::parse(&content_type, &call.body, call.request.resource)?;
     write_loop(call, None, |old| patch.apply(old))
         .await
         .map(|o| codec::ok(&o))
@@ -79,7 +79,7 @@ pub async fn update_scale(call: &Call<'_>) -> Result<Response, ApiError> {
 /// PATCH on `/scale`: patches the Scale view, then writes its replicas back.
 pub async fn patch_scale(call: &Call<'_>) -> Result<Response, ApiError> {
     let content_type = codec::content_type(call.headers);
-    let patch = patch::Patch::parse(&content_type, &call.body)?;
+    let patch = patch::Patch::parse(&content_type, &call.body, call.request.resource)?;
     let resource = call.request.resource;
     let object = write_loop(call, None, |old| {
         let patched = patch.apply(&scale::view(resource, old)?)?;

@@ -75,6 +75,33 @@ impl Cluster {
         panic!("capstan server not ready within 30 s; log:\n{}", self.log());
     }
 
+    /// A kubeconfig for this cluster that authenticates with `token` only.
+    pub fn kubeconfig_with_token(&self, token: &str) -> PathBuf {
+        let ca = self.ok(&[
+            "config",
+            "view",
+            "--raw",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ]);
+        let path = self.data_dir().join(format!("token-{}.kubeconfig", token.len()));
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority-data: {ca}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\nusers:\n- name: u\n  user: {{token: {token}}}\n",
+            self.port
+        );
+        std::fs::write(&path, text).expect("write kubeconfig");
+        path
+    }
+
+    /// Runs kubectl with another kubeconfig.
+    pub fn kubectl_as(&self, kubeconfig: &Path, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .expect("kubectl must be installed (see the Makefile)")
+    }
+
     /// Runs kubectl against this cluster.
     pub fn kubectl(&self, args: &[&str]) -> Output {
         self.kubectl_in(args, None)
