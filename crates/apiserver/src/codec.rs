@@ -21,8 +21,23 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Object, ApiError>
     let content_type = content_type(headers);
     match content_type.as_str() {
         "" | "application/json" | "*/*" => decode_json(body),
+        "application/yaml" => decode_yaml(body),
+        protobuf if capstan_protobuf::is_protobuf(protobuf) => decode_protobuf(body),
         other => Err(ApiError::unsupported_media_type(other)),
     }
+}
+
+/// kubectl's `create <kind>` sends built-in types as protobuf.
+fn decode_protobuf(body: &[u8]) -> Result<Object, ApiError> {
+    capstan_protobuf::decode(body).map_err(|err| match err {
+        capstan_protobuf::DecodeError::UnknownKind { .. } => ApiError::unsupported_media_type(&err.to_string()),
+        other => ApiError::bad_request(format!("error decoding protobuf request body: {other}")),
+    })
+}
+
+/// YAML bodies (also what server-side apply sends).
+pub fn decode_yaml(body: &[u8]) -> Result<Object, ApiError> {
+    serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML request body: {e}")))
 }
 
 /// The media type of the body, without parameters such as `charset`.

@@ -7,7 +7,7 @@
 
 use axum::response::Response;
 use capstan_apimachinery::meta::{self, Object};
-use capstan_apimachinery::{ApiError, FieldError};
+use capstan_apimachinery::{ApiError, FieldError, ResourceType, defaults};
 use capstan_store::Revision;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -22,6 +22,7 @@ const MAX_RETRIES: usize = 16;
 pub async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     let resource = call.request.resource;
     let mut object = codec::decode_body(call.headers, &call.body)?;
+    default(resource, &mut object);
     strategy::prepare_for_create(resource, &mut object, call.request.namespace.as_deref())?;
     validate(call, &object, None)?;
     admission::admit_create(call.server, resource, &object).await?;
@@ -102,6 +103,7 @@ async fn write_loop(
         let old = call.server.objects.get(key).await?;
         let old_revision = revision_of(&old)?.unwrap_or_default();
         let mut new = change(&old)?;
+        default(resource, &mut new);
         let wanted = precondition.or(revision_of(&new)?);
         if wanted.is_some_and(|rv| rv != old_revision) {
             return Err(ApiError::conflict(resource, key.name));
@@ -380,6 +382,11 @@ fn revision_of(object: &Object) -> Result<Option<Revision>, ApiError> {
             ))
         }),
     }
+}
+
+/// Upstream's defaulting, applied to every object a client writes.
+fn default(resource: &ResourceType, object: &mut Object) {
+    defaults::apply_defaults(resource.group, resource.version, resource.kind, object);
 }
 
 /// Name rules and the kind's own validation; `422 Invalid` on failure.
