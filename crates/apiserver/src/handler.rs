@@ -28,6 +28,18 @@ pub async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) ->
     let Some(user) = authn::authenticate(&server, &parts).await else {
         return codec::error(&ApiError::unauthorized());
     };
+    if path == "/openapi/v2" || path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
+        return match server.authorizer.authorize(
+            &user,
+            &Attributes::Path {
+                verb: "get",
+                path: &path,
+            },
+        ) {
+            Ok(()) => openapi_document(&path),
+            Err(err) => codec::error(&err),
+        };
+    }
     if path == "/metrics" {
         return match server.authorizer.authorize(
             &user,
@@ -130,6 +142,23 @@ fn record(
     } else {
         tracing::debug!(%method, %uri, %user, code, ?elapsed, "request");
     }
+}
+
+/// `/openapi/v2`, `/openapi/v3` (the index) and `/openapi/v3/<group-version>`.
+fn openapi_document(path: &str) -> Response {
+    let document = match path {
+        "/openapi/v2" => Some((capstan_openapi::v2_document(), capstan_openapi::v2_hash())),
+        "/openapi/v3" => Some(capstan_openapi::v3_index_bytes()),
+        other => capstan_openapi::v3_document(other.trim_start_matches("/openapi/v3/")),
+    };
+    let Some((bytes, hash)) = document else {
+        return codec::error(&ApiError::path_not_found());
+    };
+    let headers = [
+        (header::CONTENT_TYPE, "application/json".to_string()),
+        (header::ETAG, format!("\"{hash}\"")),
+    ];
+    (headers, bytes.as_ref().clone()).into_response()
 }
 
 fn metrics_response(server: &ApiServer) -> Response {

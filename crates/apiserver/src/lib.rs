@@ -8,7 +8,7 @@
 //! [`strategy`]; [`objects`] keeps objects in the `capstan-store`, and
 //! [`watchcache`] holds them all in memory for lists and watches.
 //! [`pki`] and [`tls`] give the server its certificates and client
-//! identities; [`authn`] and [`authz`] decide who may do what; [`serve()`]
+//! identities; [`authn`] and [`authz`] decide who may do what; [`Listening`]
 //! puts it all together on a port.
 
 pub mod admission;
@@ -40,7 +40,7 @@ use capstan_store::Store;
 
 use crate::objects::Objects;
 
-pub use serve::{ServeOptions, serve};
+pub use serve::{Listening, ServeOptions};
 
 /// Settings that shape what the API serves.
 #[derive(Debug, Clone)]

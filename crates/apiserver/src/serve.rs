@@ -33,46 +33,74 @@ impl ServeOptions {
     }
 }
 
-/// Serves the API until `shutdown` resolves.
-pub async fn serve(
-    options: ServeOptions,
-    store: Arc<dyn Store>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let pki = Pki::load_or_create(&PkiOptions {
-        dir: options.data_dir.join("server/tls"),
-        extra_sans: options.tls_sans.clone(),
-        service_ip: options.service_ip,
-        cluster_domain: options.cluster_domain.clone(),
-    })
-    .context("preparing certificates")?;
-    let tokens = TokenIssuer::new(pki.service_account_key_pem(), &pki.service_account_public_key_pem())
-        .map_err(|e| anyhow::anyhow!("loading the service-account key: {e}"))?;
-    let server = ApiServer::new(
-        Config {
+/// An API server that is listening and has written its kubeconfig, ready
+/// to [`serve`](Listening::serve). In between, in-process components get
+/// their client credentials from [`Listening::kubeconfig_for`].
+pub struct Listening {
+    server: Arc<ApiServer>,
+    pki: Pki,
+    listener: tokio::net::TcpListener,
+    url: String,
+}
+
+impl Listening {
+    /// PKI, bootstrap objects, the listening socket and the admin kubeconfig.
+    pub async fn bind(options: &ServeOptions, store: Arc<dyn Store>) -> anyhow::Result<Listening> {
+        let pki = Pki::load_or_create(&PkiOptions {
+            dir: options.data_dir.join("server/tls"),
+            extra_sans: options.tls_sans.clone(),
+            service_ip: options.service_ip,
+            cluster_domain: options.cluster_domain.clone(),
+        })
+        .context("preparing certificates")?;
+        let tokens = TokenIssuer::new(pki.service_account_key_pem(), &pki.service_account_public_key_pem())
+            .map_err(|e| anyhow::anyhow!("loading the service-account key: {e}"))?;
+        let config = Config {
             port: options.port,
             service_ip: options.service_ip,
-        },
-        store,
-        tokens,
-    );
-    server
-        .bootstrap()
-        .await
-        .context("creating the built-in namespaces and services")?;
-    let address = SocketAddr::new(options.bind_address, options.port);
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("listening on {address}"))?;
-    let url = format!("https://127.0.0.1:{}", listener.local_addr()?.port());
-    let mut kubeconfigs = vec![options.admin_kubeconfig_path()];
-    kubeconfigs.extend(options.write_kubeconfig.clone());
-    for path in &kubeconfigs {
-        pki.write_admin_kubeconfig(path, &url)
-            .with_context(|| format!("writing {}", path.display()))?;
+        };
+        let server = ApiServer::new(config, store, tokens);
+        // The OpenAPI documents take a moment to build: do it before clients ask.
+        tokio::task::spawn_blocking(capstan_openapi::warm_up);
+        server
+            .bootstrap()
+            .await
+            .context("creating the built-in namespaces and services")?;
+        let address = SocketAddr::new(options.bind_address, options.port);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        let url = format!("https://127.0.0.1:{}", listener.local_addr()?.port());
+        let mut kubeconfigs = vec![options.admin_kubeconfig_path()];
+        kubeconfigs.extend(options.write_kubeconfig.clone());
+        for path in &kubeconfigs {
+            pki.write_admin_kubeconfig(path, &url)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        tracing::info!(%address, kubeconfig = %kubeconfigs[0].display(), "serving the Kubernetes API");
+        Ok(Listening {
+            server,
+            pki,
+            listener,
+            url,
+        })
     }
-    tracing::info!(%address, kubeconfig = %kubeconfigs[0].display(), "serving the Kubernetes API");
-    tls::serve(listener, pki.server_tls_config()?, server.router(), shutdown)
+
+    /// A kubeconfig with a fresh client certificate for `user` in `groups`.
+    pub fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> anyhow::Result<String> {
+        let (cert, key) = self.pki.issue_client_cert(user, groups)?;
+        Ok(self.pki.kubeconfig(&self.url, &cert, &key)?)
+    }
+
+    /// Serves HTTPS until `shutdown` resolves.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        tls::serve(
+            self.listener,
+            self.pki.server_tls_config()?,
+            self.server.router(),
+            shutdown,
+        )
         .await
         .context("serving HTTPS")
+    }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use capstan_apiserver::ServeOptions;
+use capstan_apiserver::{Listening, ServeOptions};
 use capstan_store::{CompactionPolicy, Endpoint};
 use clap::Args;
 use ipnet::IpNet;
@@ -112,14 +112,12 @@ async fn serve(args: ServerArgs) -> Result<()> {
     let compactor = args
         .compaction()
         .map(|policy| tokio::spawn(capstan_store::compaction::run(store.clone(), policy, stopped.clone())));
-    let mut api_stop = stopped.clone();
-    let mut api = tokio::spawn(capstan_apiserver::serve(
-        args.serve_options()?,
-        store.clone(),
-        async move {
-            let _ = api_stop.wait_for(|stop| *stop).await;
-        },
-    ));
+    let listening = Listening::bind(&args.serve_options()?, store.clone()).await?;
+    // Until RBAC lands, in-process components act as system:masters.
+    let controller_manager =
+        client(&listening.kubeconfig_for("system:kube-controller-manager", &["system:masters"])?).await?;
+    let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
+    let controllers = tokio::spawn(capstan_controller_manager::run(controller_manager, stopping(&stopped)));
 
     tokio::select! {
         result = shutdown_signal() => result?,
@@ -131,6 +129,7 @@ async fn serve(args: ServerArgs) -> Result<()> {
     }
     tracing::info!("shutting down");
     let _ = stop.send(true);
+    let _ = controllers.await;
     match tokio::time::timeout(Duration::from_secs(15), api).await {
         Ok(result) => result.context("API server task")??,
         Err(_) => tracing::warn!("the API server did not stop within 15 s"),
@@ -139,6 +138,23 @@ async fn serve(args: ServerArgs) -> Result<()> {
         compactor.await.context("compaction task")?;
     }
     Ok(())
+}
+
+/// Resolves once `stop` turns true.
+fn stopping(stop: &tokio::sync::watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut stop = stop.clone();
+    async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    }
+}
+
+/// A kube-rs client for an in-process component.
+async fn client(kubeconfig: &str) -> Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig).context("parsing a component kubeconfig")?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("configuring a component client")?;
+    Ok(kube::Client::try_from(config)?)
 }
 
 /// Creates a state directory, readable by its owner only.

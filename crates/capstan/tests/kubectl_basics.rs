@@ -284,3 +284,83 @@ fn watch_sees_an_update() {
     let _ = watch.wait();
     assert_eq!(update.unwrap(), "MODIFIED watched");
 }
+
+/// `kubectl create <kind>` sends protobuf bodies; the server decodes them
+/// and applies upstream's defaults.
+#[test]
+fn create_subcommands_protobuf_path() {
+    let c = Cluster::start();
+    c.ok(&["create", "namespace", "shop"]);
+    let ns = ["-n", "shop"];
+    let run = |args: &[&str]| c.ok(&[&ns[..], args].concat());
+    run(&["create", "configmap", "settings", "--from-literal=mode=fast"]);
+    run(&["create", "secret", "generic", "creds", "--from-literal=password=s3cret"]);
+    run(&["create", "deployment", "web", "--image=nginx:1.27", "--replicas=3"]);
+    run(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
+    run(&["create", "job", "once", "--image=busybox"]);
+    run(&["create", "cronjob", "nightly", "--image=busybox", "--schedule=0 3 * * *"]);
+    run(&["create", "serviceaccount", "robot"]);
+    let token = run(&["create", "token", "robot"]);
+    assert_eq!(token.trim().split('.').count(), 3, "a JWT: {token}");
+
+    let secret = c.get_json(&["-n", "shop", "get", "secret", "creds"]);
+    assert_eq!(secret["data"]["password"], "czNjcmV0", "base64 of s3cret");
+    assert_eq!(secret["type"], "Opaque");
+    let deploy = c.get_json(&["-n", "shop", "get", "deployment", "web"]);
+    assert_eq!(deploy["spec"]["replicas"], 3);
+    assert_eq!(deploy["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+    let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(container["terminationMessagePath"], "/dev/termination-log");
+    let svc = c.get_json(&["-n", "shop", "get", "service", "web"]);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(svc["spec"]["sessionAffinity"], "None");
+    let cron = c.get_json(&["-n", "shop", "get", "cronjob", "nightly"]);
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Allow");
+    assert_eq!(cron["spec"]["successfulJobsHistoryLimit"], 3);
+
+    let all = c.ok(&["-n", "shop", "get", "all"]);
+    for name in ["deployment.apps/web", "service/web", "job.batch/once", "cronjob.batch/nightly"] {
+        assert!(all.contains(name), "`get all` misses {name}:\n{all}");
+    }
+    let columns = c.ok(&["-n", "shop", "get", "deploy", "-o", "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas"]);
+    assert_eq!(columns, "NAME   REPLICAS\nweb    3\n");
+    let wide = c.ok(&["-n", "shop", "get", "deploy", "-o", "wide"]);
+    assert!(wide.starts_with("NAME   READY   UP-TO-DATE   AVAILABLE   AGE   CONTAINERS   IMAGES       SELECTOR"), "{wide}");
+}
+
+#[test]
+fn scale_replace_edit_and_delete() {
+    let c = Cluster::start();
+    c.ok(&["create", "deployment", "web", "--image=nginx:1.27"]);
+    c.ok(&["scale", "deployment", "web", "--replicas=4"]);
+    let scale = c.ok(&["get", "--raw", "/apis/apps/v1/namespaces/default/deployments/web/scale"]);
+    let scale: serde_json::Value = serde_json::from_str(&scale).unwrap();
+    assert_eq!((scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()), (Some("Scale"), Some(4)));
+    assert_eq!(scale["status"]["selector"], "app=web");
+
+    // edit: kubectl runs $EDITOR on a temp file and sends the change.
+    let out = std::process::Command::new("kubectl")
+        .args(["edit", "deployment", "web"])
+        .env("KUBECONFIG", c.kubeconfig())
+        .env("EDITOR", "sed -i s/nginx:1.27/nginx:1.28/")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let image = c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
+    assert_eq!(image, "nginx:1.28");
+    let generation = c.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.generation}"]);
+    assert_eq!(generation, "3", "scale and edit each changed the spec");
+
+    let mut current = c.get_json(&["get", "deploy", "web"]);
+    current["spec"]["replicas"] = 1.into();
+    c.ok_in(&["replace", "-f", "-", "--validate=false"], &current.to_string());
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "1");
+
+    c.ok(&["create", "configmap", "a", "--from-literal=x=1"]);
+    c.ok(&["create", "configmap", "b", "--from-literal=x=1"]);
+    c.ok(&["label", "configmap", "a", "b", "batch=old"]);
+    assert_eq!(c.ok(&["delete", "configmap", "-l", "batch=old"]), "configmap \"a\" deleted\nconfigmap \"b\" deleted\n");
+    assert_eq!(c.ok(&["delete", "deployment", "web", "--wait"]), "deployment.apps \"web\" deleted\n");
+    assert!(c.fails(&["get", "deployment", "web"]).contains("NotFound"));
+}

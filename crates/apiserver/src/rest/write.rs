@@ -22,12 +22,13 @@ const MAX_RETRIES: usize = 16;
 pub async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     let resource = call.request.resource;
     let mut object = codec::decode_body(call.headers, &call.body)?;
+    let warnings = check_fields(call, &object, Body::Object)?;
     default(resource, &mut object);
     strategy::prepare_for_create(resource, &mut object, call.request.namespace.as_deref())?;
     validate(call, &object, None)?;
     admission::admit_create(call.server, resource, &object).await?;
     if call.query.dry_run()? {
-        return Ok(codec::json(StatusCode::CREATED, &object));
+        return Ok(with_warnings(codec::json(StatusCode::CREATED, &object), &warnings));
     }
     let key = ObjectKey {
         resource,
@@ -35,23 +36,73 @@ pub async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
         name: meta::name(&object),
     };
     let created = call.server.objects.create(key, object.clone()).await?;
-    Ok(codec::json(StatusCode::CREATED, &created))
+    Ok(with_warnings(codec::json(StatusCode::CREATED, &created), &warnings))
 }
 
 pub async fn update(call: &Call<'_>) -> Result<Response, ApiError> {
     let body = codec::decode_body(call.headers, &call.body)?;
+    let warnings = check_fields(call, &body, Body::Object)?;
     let precondition = revision_of(&body)?;
-    write_loop(call, precondition, |_old| Ok(body.clone()))
-        .await
-        .map(|o| codec::ok(&o))
+    let object = write_loop(call, precondition, |_old| Ok(body.clone())).await?;
+    Ok(with_warnings(codec::ok(&object), &warnings))
 }
 
 pub async fn patch(call: &Call<'_>) -> Result<Response, ApiError> {
     let content_type = codec::content_type(call.headers);
     let patch = patch::Patch::parse(&content_type, &call.body, call.request.resource)?;
-    write_loop(call, None, |old| patch.apply(old))
-        .await
-        .map(|o| codec::ok(&o))
+    let warnings = std::sync::Mutex::new(Vec::new());
+    let object = write_loop(call, None, |old| {
+        let patched = patch.apply(old)?;
+        *warnings.lock().unwrap_or_else(|p| p.into_inner()) = check_fields(call, &patched, Body::Patched)?;
+        Ok(patched)
+    })
+    .await?;
+    let warnings = warnings.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(with_warnings(codec::ok(&object), &warnings))
+}
+
+/// Whether a body was sent whole or is the result of a patch: upstream words
+/// strict-validation errors differently for the two.
+#[derive(Clone, Copy)]
+enum Body {
+    Object,
+    Patched,
+}
+
+/// `fieldValidation`: unknown fields fail the request (`Strict`), become
+/// `Warning` headers (`Warn`, the default, as upstream), or pass (`Ignore`).
+fn check_fields(call: &Call<'_>, object: &Object, body: Body) -> Result<Vec<String>, ApiError> {
+    let mode = call.query.get("fieldValidation").unwrap_or("Warn");
+    if !matches!(mode, "Strict" | "Warn" | "Ignore") {
+        return Err(ApiError::bad_request(format!(
+            "fieldValidation: Unsupported value: {mode:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
+        )));
+    }
+    let resource = call.request.resource;
+    if mode == "Ignore" {
+        return Ok(Vec::new());
+    }
+    let unknown = capstan_openapi::unknown_fields(resource.group, resource.version, resource.kind, object);
+    if unknown.is_empty() {
+        return Ok(Vec::new());
+    }
+    if mode == "Warn" {
+        return Ok(unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect());
+    }
+    Err(ApiError::bad_request(match body {
+        Body::Object => capstan_openapi::decode_error_message(resource.kind, resource.version, &unknown),
+        Body::Patched => capstan_openapi::strict_error_message(&unknown),
+    }))
+}
+
+/// Adds `Warning: 299 - "..."` headers, which kubectl shows to the user.
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        if let Ok(value) = http::HeaderValue::from_str(&format!("299 - {warning:?}")) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
+    }
+    response
 }
 
 /// PUT on `namespaces/<name>/finalize`: only `spec.finalizers` changes.

@@ -1,0 +1,33 @@
+//! The controller manager: the controllers that drive objects toward their
+//! spec, each an API client like any other.
+//!
+//! Every controller is written the kube-runtime way — a `reconcile`
+//! function that is safe to run any number of times, driven by
+//! `kube::runtime::Controller` from informers — in a module named for the
+//! upstream controller it implements. Start with [`run`], which starts them
+//! all on one client; then read any controller module, e.g. [`namespace`].
+
+pub mod namespace;
+pub mod serviceaccount;
+
+use std::future::Future;
+
+/// Runs every controller until `shutdown` resolves.
+pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let controllers = async {
+        tokio::join!(namespace::run(client.clone()), serviceaccount::run(client.clone()));
+    };
+    tokio::select! {
+        _ = controllers => tracing::warn!("controllers stopped"),
+        _ = shutdown => {}
+    }
+}
+
+/// Errors a reconcile can end with; every one is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Pending(String),
+}
