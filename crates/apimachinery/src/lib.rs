@@ -12,6 +12,7 @@ pub mod registry;
 pub mod selector;
 pub mod status;
 pub mod table;
+pub mod validation;
 
 pub use registry::{ResourceType, Subresource};
 pub use status::{ApiError, FieldError};

@@ -56,8 +56,41 @@ pub fn prepare_for_create(
         // The namespace controller finalizes every namespace before it goes.
         object["spec"]["finalizers"] = json!(["kubernetes"]);
     }
+    if resource.kind == "Job" {
+        generate_job_selector(object);
+    }
     server_labels(resource, object);
     Ok(())
+}
+
+/// Upstream's Job selector generation: unless `manualSelector` is set, a
+/// Job selects its pods by its own UID, and its template carries the labels
+/// (new and legacy names) that select them.
+fn generate_job_selector(job: &mut Object) {
+    if job.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true) || !job["spec"].is_object() {
+        return;
+    }
+    let uid = meta::uid(job).to_string();
+    let name = meta::name(job).to_string();
+    job["spec"]["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+    let template = &mut job["spec"]["template"];
+    if !template.is_object() {
+        *template = json!({});
+    }
+    let labels = meta::metadata_mut(template)
+        .entry("labels")
+        .or_insert_with(|| json!({}));
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    for (key, value) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        labels[key] = value.as_str().into();
+    }
 }
 
 /// Labels the server maintains: every Namespace carries its own name as

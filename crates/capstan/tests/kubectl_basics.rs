@@ -298,7 +298,13 @@ fn create_subcommands_protobuf_path() {
     run(&["create", "deployment", "web", "--image=nginx:1.27", "--replicas=3"]);
     run(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
     run(&["create", "job", "once", "--image=busybox"]);
-    run(&["create", "cronjob", "nightly", "--image=busybox", "--schedule=0 3 * * *"]);
+    run(&[
+        "create",
+        "cronjob",
+        "nightly",
+        "--image=busybox",
+        "--schedule=0 3 * * *",
+    ]);
     run(&["create", "serviceaccount", "robot"]);
     let token = run(&["create", "token", "robot"]);
     assert_eq!(token.trim().split('.').count(), 3, "a JWT: {token}");
@@ -320,13 +326,28 @@ fn create_subcommands_protobuf_path() {
     assert_eq!(cron["spec"]["successfulJobsHistoryLimit"], 3);
 
     let all = c.ok(&["-n", "shop", "get", "all"]);
-    for name in ["deployment.apps/web", "service/web", "job.batch/once", "cronjob.batch/nightly"] {
+    for name in [
+        "deployment.apps/web",
+        "service/web",
+        "job.batch/once",
+        "cronjob.batch/nightly",
+    ] {
         assert!(all.contains(name), "`get all` misses {name}:\n{all}");
     }
-    let columns = c.ok(&["-n", "shop", "get", "deploy", "-o", "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas"]);
+    let columns = c.ok(&[
+        "-n",
+        "shop",
+        "get",
+        "deploy",
+        "-o",
+        "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas",
+    ]);
     assert_eq!(columns, "NAME   REPLICAS\nweb    3\n");
     let wide = c.ok(&["-n", "shop", "get", "deploy", "-o", "wide"]);
-    assert!(wide.starts_with("NAME   READY   UP-TO-DATE   AVAILABLE   AGE   CONTAINERS   IMAGES       SELECTOR"), "{wide}");
+    assert!(
+        wide.starts_with("NAME   READY   UP-TO-DATE   AVAILABLE   AGE   CONTAINERS   IMAGES       SELECTOR"),
+        "{wide}"
+    );
 }
 
 #[test]
@@ -336,7 +357,10 @@ fn scale_replace_edit_and_delete() {
     c.ok(&["scale", "deployment", "web", "--replicas=4"]);
     let scale = c.ok(&["get", "--raw", "/apis/apps/v1/namespaces/default/deployments/web/scale"]);
     let scale: serde_json::Value = serde_json::from_str(&scale).unwrap();
-    assert_eq!((scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()), (Some("Scale"), Some(4)));
+    assert_eq!(
+        (scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()),
+        (Some("Scale"), Some(4))
+    );
     assert_eq!(scale["status"]["selector"], "app=web");
 
     // edit: kubectl runs $EDITOR on a temp file and sends the change.
@@ -347,7 +371,13 @@ fn scale_replace_edit_and_delete() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let image = c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
+    let image = c.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
     assert_eq!(image, "nginx:1.28");
     let generation = c.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.generation}"]);
     assert_eq!(generation, "3", "scale and edit each changed the spec");
@@ -360,7 +390,130 @@ fn scale_replace_edit_and_delete() {
     c.ok(&["create", "configmap", "a", "--from-literal=x=1"]);
     c.ok(&["create", "configmap", "b", "--from-literal=x=1"]);
     c.ok(&["label", "configmap", "a", "b", "batch=old"]);
-    assert_eq!(c.ok(&["delete", "configmap", "-l", "batch=old"]), "configmap \"a\" deleted\nconfigmap \"b\" deleted\n");
-    assert_eq!(c.ok(&["delete", "deployment", "web", "--wait"]), "deployment.apps \"web\" deleted\n");
+    assert_eq!(
+        c.ok(&["delete", "configmap", "-l", "batch=old"]),
+        "configmap \"a\" deleted\nconfigmap \"b\" deleted\n"
+    );
+    assert_eq!(
+        c.ok(&["delete", "deployment", "web", "--wait"]),
+        "deployment.apps \"web\" deleted\n"
+    );
     assert!(c.fails(&["get", "deployment", "web"]).contains("NotFound"));
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+        env: [{name: A, value: \"1\"}]
+        ports: [{containerPort: 80}]
+";
+
+/// Client-side apply twice: list changes are merged by key (strategic
+/// merge patch), keeping what another writer added in between.
+#[test]
+fn apply_twice_merges_lists() {
+    let c = Cluster::start();
+    assert_eq!(
+        c.ok_in(&["apply", "-f", "-"], DEPLOYMENT),
+        "deployment.apps/web created\n"
+    );
+    c.ok(&["set", "env", "deployment/web", "FROM_ELSEWHERE=kept"]);
+    let changed = DEPLOYMENT
+        .replace("value: \"1\"}]", "value: \"1\"}, {name: B, value: \"2\"}]")
+        .replace("containerPort: 80}]", "containerPort: 80}, {containerPort: 443}]");
+    assert_eq!(
+        c.ok_in(&["apply", "-f", "-"], &changed),
+        "deployment.apps/web configured\n"
+    );
+    let container = &c.get_json(&["get", "deployment", "web"])["spec"]["template"]["spec"]["containers"][0];
+    let env: Vec<&str> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(env, vec!["A", "B", "FROM_ELSEWHERE"]);
+    let ports: Vec<i64> = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["containerPort"].as_i64())
+        .collect();
+    assert_eq!(ports, vec![80, 443]);
+    // Applying the same file again changes nothing on the server.
+    let generation = c.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.generation}"]);
+    c.ok_in(&["apply", "-f", "-"], &changed);
+    assert_eq!(
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.generation}"]),
+        generation
+    );
+    let diff = c.kubectl_in(
+        &["diff", "-f", "-"],
+        Some(&changed.replace("replicas: 2", "replicas: 5")),
+    );
+    assert_eq!(
+        diff.status.code(),
+        Some(1),
+        "kubectl diff exits 1 when there are differences"
+    );
+    assert!(String::from_utf8_lossy(&diff.stdout).contains("+  replicas: 5"));
+    assert_eq!(
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "2",
+        "diff persists nothing"
+    );
+}
+
+#[test]
+fn explain_and_strict_validation() {
+    let c = Cluster::start();
+    let explain = c.ok(&["explain", "deployment.spec.strategy"]);
+    assert!(
+        explain.contains("KIND:       Deployment") && explain.contains("FIELD: strategy <DeploymentStrategy>"),
+        "{explain}"
+    );
+    let out = c.kubectl_in(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad}\nfoo: bar\n"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "foo""#
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn namespaces_are_finalized_and_get_default_service_accounts() {
+    let c = Cluster::start();
+    c.ok(&["create", "namespace", "temp"]);
+    c.ok(&["-n", "temp", "create", "configmap", "x", "--from-literal=a=b"]);
+    // The serviceaccount controller adds `default` to every namespace.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while c
+        .kubectl(&["-n", "temp", "get", "serviceaccount", "default"])
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(std::time::Instant::now() < deadline, "no default service account");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // delete waits until the namespace controller emptied and finalized it.
+    assert_eq!(
+        c.ok(&["delete", "namespace", "temp", "--timeout=30s"]),
+        "namespace \"temp\" deleted\n"
+    );
+    assert!(c.fails(&["get", "namespace", "temp"]).contains("NotFound"));
 }

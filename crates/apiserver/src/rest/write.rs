@@ -7,7 +7,7 @@
 
 use axum::response::Response;
 use capstan_apimachinery::meta::{self, Object};
-use capstan_apimachinery::{ApiError, FieldError, ResourceType, defaults};
+use capstan_apimachinery::{ApiError, FieldError, ResourceType, defaults, validation};
 use capstan_store::Revision;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -441,9 +441,13 @@ fn default(resource: &ResourceType, object: &mut Object) {
 }
 
 /// Name rules and the kind's own validation; `422 Invalid` on failure.
-fn validate(call: &Call<'_>, object: &Object, _old: Option<&Object>) -> Result<(), ApiError> {
+fn validate(call: &Call<'_>, object: &Object, old: Option<&Object>) -> Result<(), ApiError> {
     let resource = call.request.resource;
-    let errors: Vec<FieldError> = strategy::validate_name(resource, object);
+    let mut errors: Vec<FieldError> = strategy::validate_name(resource, object);
+    // Status writes only change status, which the kind's rules do not cover.
+    if errors.is_empty() && call.request.subresource.as_deref() != Some("status") {
+        errors = validation::validate(resource.group, resource.version, resource.kind, object, old);
+    }
     if errors.is_empty() {
         Ok(())
     } else {

@@ -1,0 +1,63 @@
+//! What every benchmark report carries besides its numbers (the machine it
+//! ran on), and how reports leave the program: pretty JSON on stdout (and
+//! optionally to a file), so that stdout is always exactly one JSON document
+//! and everything human-readable goes to stderr.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// The machine a benchmark ran on: numbers only compare on the same one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu_model: Option<String>,
+    pub os: &'static str,
+    pub arch: &'static str,
+    /// 1-, 5- and 15-minute load averages when the run started: other work
+    /// on the machine (builds, tests) skews every number.
+    pub load_average: Option<[f64; 3]>,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        });
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model,
+            os: std::env::consts::OS,
+            arch: std::env::consts::ARCH,
+            load_average: load_average(),
+        }
+    }
+}
+
+/// The 1-, 5- and 15-minute load averages (Linux), if readable.
+pub fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().ok());
+    Some([fields.next()??, fields.next()??, fields.next()??])
+}
+
+/// Seconds since the Unix epoch, for the report's start time.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Prints `report` as pretty JSON on stdout and, if asked, writes it to `json_out`.
+pub fn emit(report: &impl Serialize, json_out: Option<&Path>) -> Result<()> {
+    let json = serde_json::to_string_pretty(report).context("serializing the report")?;
+    println!("{json}");
+    if let Some(path) = json_out {
+        std::fs::write(path, format!("{json}\n")).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("JSON written to {}", path.display());
+    }
+    Ok(())
+}
