@@ -32,6 +32,8 @@ bench: deps
 	cargo run --release --locked -p capstan-bench -- lease-churn
 
 deps:
+	@command -v kubectl >/dev/null || { echo "kubectl (v1.32+) is required for the end-to-end tests"; exit 1; }
+	@python3 -c 'import kubernetes' 2>/dev/null || { echo "==> installing the Python kubernetes client"; python3 -m pip install -q kubernetes; }
 	@missing=""; \
 	for p in $(PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
