@@ -87,6 +87,8 @@ impl SqliteStore {
                 Writer {
                     conn,
                     events: writer_events,
+                    // A previous process may have stopped mid-reclaim.
+                    reclaiming: true,
                 }
                 .run(queue)
             })
@@ -215,12 +217,35 @@ struct WriteRequest {
 struct Writer {
     conn: Connection,
     events: broadcast::Sender<Arc<[Event]>>,
+    /// Compacted log rows remain to be deleted. Compaction itself only moves
+    /// the `compacted` mark (making old history unreadable at once); the rows
+    /// go in small chunks between write batches, so a large compaction never
+    /// holds up writes for long.
+    reclaiming: bool,
 }
+
+/// Log rows deleted per reclaim transaction.
+const RECLAIM_CHUNK: i64 = 2000;
 
 impl Writer {
     /// Runs until every [`SqliteStore`] handle is dropped.
     fn run(mut self, mut queue: mpsc::UnboundedReceiver<WriteRequest>) {
-        while let Some(first) = queue.blocking_recv() {
+        loop {
+            let first = if self.reclaiming {
+                match queue.try_recv() {
+                    Ok(request) => request,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        self.reclaim_chunk();
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+            } else {
+                match queue.blocking_recv() {
+                    Some(request) => request,
+                    None => return,
+                }
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -229,6 +254,25 @@ impl Writer {
                 }
             }
             self.commit(batch);
+            if self.reclaiming {
+                self.reclaim_chunk();
+            }
+        }
+    }
+
+    /// Deletes one chunk of compacted log rows.
+    fn reclaim_chunk(&mut self) {
+        let deleted = self.conn.execute(
+            "DELETE FROM log WHERE rev IN (SELECT rev FROM log
+             WHERE rev < (SELECT value FROM meta WHERE name = 'compacted') ORDER BY rev LIMIT ?1)",
+            [RECLAIM_CHUNK],
+        );
+        match deleted {
+            Ok(n) => self.reclaiming = n as i64 == RECLAIM_CHUNK,
+            Err(err) => {
+                tracing::warn!(%err, "sqlite: reclaiming compacted history failed; retrying later");
+                self.reclaiming = false;
+            }
         }
     }
 
@@ -257,6 +301,9 @@ impl Writer {
             let _ = self.events.send(events);
         }
         for (request, outcome) in batch.into_iter().zip(outcomes) {
+            if matches!(request.op, WriteOp::Compact { .. }) && outcome.is_ok() {
+                self.reclaiming = true;
+            }
             let _ = request.reply.send(outcome);
         }
     }
@@ -368,8 +415,9 @@ fn log_change(
     Ok(())
 }
 
-/// Drops log rows older than `target`. The row at `target` stays, so the
-/// newest revision is always derivable from the log.
+/// Marks history before `target` compacted; the writer then deletes those
+/// log rows in chunks. The row at `target` stays, so the newest revision is
+/// always derivable from the log.
 fn compact(tx: &Transaction, current: Revision, target: Revision) -> Result<Result<()>> {
     if target > current {
         return Ok(Err(StoreError::FutureRevision {
@@ -380,7 +428,6 @@ fn compact(tx: &Transaction, current: Revision, target: Revision) -> Result<Resu
     if target <= compacted_revision(tx)? {
         return Ok(Ok(()));
     }
-    tx.execute("DELETE FROM log WHERE rev < ?1", [target]).sql()?;
     tx.execute("UPDATE meta SET value = ?1 WHERE name = 'compacted'", [target])
         .sql()?;
     Ok(Ok(()))
