@@ -60,6 +60,23 @@ async fn kube_rs_lists_watches_and_patches() {
         }
     }
 
+    // Server-side apply through kube-rs, with its own field manager.
+    let applied = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "applied"},
+        "data": {"owner": "kube-rs"},
+    });
+    let params = PatchParams::apply("capstan-test");
+    let cm = api.patch("applied", &params, &Patch::Apply(&applied)).await.unwrap();
+    let managers: Vec<String> = cm
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert_eq!(managers, vec!["capstan-test".to_string()]);
+
     let err = api.get("missing").await.unwrap_err();
     match err {
         kube::Error::Api(status) => {

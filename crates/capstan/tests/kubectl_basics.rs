@@ -517,3 +517,78 @@ fn namespaces_are_finalized_and_get_default_service_accounts() {
     );
     assert!(c.fails(&["get", "namespace", "temp"]).contains("NotFound"));
 }
+
+const SSA_DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ssa}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: ssa}}
+  template:
+    metadata: {labels: {app: ssa}}
+    spec: {containers: [{name: web, image: nginx:1.27}]}
+";
+
+/// Server-side apply: field ownership, a conflict with another manager,
+/// and `--force-conflicts` taking the field over.
+#[test]
+fn server_side_apply_conflicts_and_force() {
+    let c = Cluster::start();
+    assert_eq!(
+        c.ok_in(&["apply", "--server-side", "-f", "-"], SSA_DEPLOYMENT),
+        "deployment.apps/ssa serverside-applied\n"
+    );
+    c.ok(&["scale", "deployment", "ssa", "--replicas=5"]);
+    let changed = SSA_DEPLOYMENT.replace("replicas: 2", "replicas: 3");
+    let out = c.kubectl_in(&["apply", "--server-side", "-f", "-"], Some(&changed));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("Apply failed with 1 conflict: conflict with") && stderr.contains(".spec.replicas"),
+        "{stderr}"
+    );
+    assert_eq!(c.ok(&["get", "deploy", "ssa", "-o", "jsonpath={.spec.replicas}"]), "5");
+
+    c.ok_in(&["apply", "--server-side", "--force-conflicts", "-f", "-"], &changed);
+    assert_eq!(c.ok(&["get", "deploy", "ssa", "-o", "jsonpath={.spec.replicas}"]), "3");
+    let managers = c.ok(&[
+        "get",
+        "deploy",
+        "ssa",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={range .metadata.managedFields[*]}{.manager}:{.operation}{\"\\n\"}{end}",
+    ]);
+    assert!(managers.lines().any(|l| l == "kubectl:Apply"), "{managers}");
+    // Every write records its manager, not only applies.
+    c.ok(&["create", "configmap", "plain", "--from-literal=a=b"]);
+    let managers = c.ok(&[
+        "get",
+        "cm",
+        "plain",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[0].manager}",
+    ]);
+    assert_eq!(managers, "kubectl-create");
+}
+
+/// Bodies over 3 MiB are refused with 413 before anything is stored.
+#[test]
+fn oversized_bodies_are_rejected() {
+    let c = Cluster::start();
+    let big = "x".repeat(3 * 1024 * 1024 + 1);
+    let body = format!(
+        "{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"big\"}},\"data\":{{\"x\":\"{big}\"}}}}"
+    );
+    let out = c.kubectl_in(
+        &["create", "--raw", "/api/v1/namespaces/default/configmaps", "-f", "-"],
+        Some(&body),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Request entity too large") || stderr.contains("413"),
+        "{stderr}"
+    );
+    assert!(c.fails(&["get", "configmap", "big"]).contains("NotFound"));
+}

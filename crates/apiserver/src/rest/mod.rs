@@ -6,6 +6,8 @@
 //! watches in [`watch`]. What differs between kinds is data — the registry
 //! entry and the [`crate::strategy`] rules — not code.
 
+mod binding;
+mod fields;
 mod filter;
 mod read;
 mod scale;
@@ -62,6 +64,7 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
         (Verb::Update, Some("scale")) => write::update_scale(&call).await,
         (Verb::Patch, Some("scale")) => write::patch_scale(&call).await,
         (Verb::Create, Some("token")) => token::create_token(&call).await,
+        (Verb::Create, Some("binding")) => binding::bind(&call).await,
         (Verb::Delete, None) => write::delete(&call).await,
         (Verb::DeleteCollection, None) => write::delete_collection(&call).await,
         _ => Err(ApiError::method_not_allowed()),

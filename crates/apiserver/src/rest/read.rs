@@ -27,7 +27,7 @@ pub async fn get(call: &Call<'_>) -> Result<Response, ApiError> {
         Form::Table(include) => {
             let mut table = table::table(
                 call.request.resource,
-                &[object.clone()],
+                std::slice::from_ref(&object),
                 include,
                 jiff::Timestamp::now(),
             );

@@ -12,7 +12,7 @@ use capstan_store::Revision;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Call, Filter, scale};
+use super::{Call, Filter, fields, scale};
 use crate::objects::{ObjectKey, prefix};
 use crate::{admission, codec, patch, strategy};
 
@@ -27,6 +27,7 @@ pub async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     strategy::prepare_for_create(resource, &mut object, call.request.namespace.as_deref())?;
     validate(call, &object, None)?;
     admission::admit_create(call.server, resource, &object).await?;
+    fields::track(call, None, &mut object);
     if call.query.dry_run()? {
         return Ok(with_warnings(codec::json(StatusCode::CREATED, &object), &warnings));
     }
@@ -49,6 +50,9 @@ pub async fn update(call: &Call<'_>) -> Result<Response, ApiError> {
 
 pub async fn patch(call: &Call<'_>) -> Result<Response, ApiError> {
     let content_type = codec::content_type(call.headers);
+    if content_type == "application/apply-patch+yaml" {
+        return server_side_apply(call).await;
+    }
     let patch = patch::Patch::parse(&content_type, &call.body, call.request.resource)?;
     let warnings = std::sync::Mutex::new(Vec::new());
     let object = write_loop(call, None, |old| {
@@ -59,6 +63,46 @@ pub async fn patch(call: &Call<'_>) -> Result<Response, ApiError> {
     .await?;
     let warnings = warnings.into_inner().unwrap_or_else(|p| p.into_inner());
     Ok(with_warnings(codec::ok(&object), &warnings))
+}
+
+/// Server-side apply: merge the applied configuration with field
+/// ownership; a missing object is created.
+async fn server_side_apply(call: &Call<'_>) -> Result<Response, ApiError> {
+    let resource = call.request.resource;
+    let applied = codec::decode_yaml(&call.body)?;
+    let warnings = check_fields(call, &applied, Body::Patched)?;
+    for _ in 0..MAX_RETRIES {
+        let Some(live) = call.server.objects.try_get(call.key()).await? else {
+            let mut object = fields::apply(call, None, &applied)?;
+            default(resource, &mut object);
+            strategy::prepare_for_create(resource, &mut object, call.request.namespace.as_deref())?;
+            validate(call, &object, None)?;
+            admission::admit_create(call.server, resource, &object).await?;
+            if call.query.dry_run()? {
+                return Ok(with_warnings(codec::json(StatusCode::CREATED, &object), &warnings));
+            }
+            match call.server.objects.create(call.key(), object).await {
+                Ok(created) => return Ok(with_warnings(codec::json(StatusCode::CREATED, &created), &warnings)),
+                Err(err) if err.code == 409 => continue,
+                Err(err) => return Err(err),
+            }
+        };
+        let revision = revision_of(&live)?.unwrap_or_default();
+        let mut new = fields::apply(call, Some(&live), &applied)?;
+        default(resource, &mut new);
+        strategy::prepare_for_update(resource, call.request.subresource.as_deref(), &mut new, &live)?;
+        validate(call, &new, Some(&live))?;
+        meta::set_meta(&mut new, "resourceVersion", Some(revision.to_string().into()));
+        if new == live || call.query.dry_run()? {
+            return Ok(with_warnings(codec::ok(&new), &warnings));
+        }
+        match call.server.objects.update(call.key(), new, revision).await {
+            Ok(updated) => return Ok(with_warnings(codec::ok(&updated), &warnings)),
+            Err(err) if err.code == 409 => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Err(ApiError::conflict(resource, call.key().name))
 }
 
 /// Whether a body was sent whole or is the result of a patch: upstream words
@@ -165,7 +209,11 @@ async fn write_loop(
         strategy::prepare_for_update(resource, call.request.subresource.as_deref(), &mut new, &old)?;
         validate(call, &new, Some(&old))?;
         meta::set_meta(&mut new, "resourceVersion", Some(old_revision.to_string().into()));
-        if new == old || call.query.dry_run()? {
+        if new == old {
+            return Ok(new);
+        }
+        fields::track(call, Some(&old), &mut new);
+        if call.query.dry_run()? {
             return Ok(new);
         }
         let finalized = meta::finalizers(&new).is_empty() && !namespace_finalizers(&new);
