@@ -592,3 +592,73 @@ fn oversized_bodies_are_rejected() {
     );
     assert!(c.fails(&["get", "configmap", "big"]).contains("NotFound"));
 }
+
+/// `pods/binding` assigns a pod once; `pods/eviction` honours disruption
+/// budgets (429) and otherwise deletes gracefully.
+#[test]
+fn binding_and_eviction() {
+    let c = Cluster::start();
+    c.ok(&["run", "web", "--image=nginx:1.27", "--labels=app=web"]);
+    let binding =
+        r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"web"},"target":{"kind":"Node","name":"node-1"}}"#;
+    let path = "/api/v1/namespaces/default/pods/web/binding";
+    c.ok_in(&["create", "--raw", path, "-f", "-"], binding);
+    let pod = c.get_json(&["get", "pod", "web"]);
+    assert_eq!(pod["spec"]["nodeName"], "node-1");
+    assert_eq!(pod["status"]["conditions"][0]["type"], "PodScheduled");
+    let again = c.kubectl_in(&["create", "--raw", path, "-f", "-"], Some(binding));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is already assigned to node"),
+        "bound once only"
+    );
+    c.ok(&[
+        "patch",
+        "pod",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Running"}}"#,
+    ]);
+
+    c.ok(&[
+        "create",
+        "poddisruptionbudget",
+        "web",
+        "--selector=app=web",
+        "--min-available=1",
+    ]);
+    c.ok(&[
+        "patch",
+        "pdb",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"disruptionsAllowed":0,"currentHealthy":1,"desiredHealthy":1,"expectedPods":1}}"#,
+    ]);
+    let eviction = r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"web","namespace":"default"}}"#;
+    let evict = "/api/v1/namespaces/default/pods/web/eviction";
+    let refused = c.kubectl_in(&["create", "--raw", evict, "-f", "-"], Some(eviction));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{stderr}"
+    );
+
+    c.ok(&[
+        "patch",
+        "pdb",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"disruptionsAllowed":1}}"#,
+    ]);
+    c.ok_in(&["create", "--raw", evict, "-f", "-"], eviction);
+    // Bound to a node, the pod terminates gracefully: marked, not yet gone.
+    let pod = c.get_json(&["get", "pod", "web"]);
+    assert!(pod["metadata"]["deletionTimestamp"].as_str().is_some(), "{pod}");
+    assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert_eq!(c.get_json(&["get", "pdb", "web"])["status"]["disruptionsAllowed"], 0);
+}

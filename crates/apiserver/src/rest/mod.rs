@@ -7,6 +7,7 @@
 //! entry and the [`crate::strategy`] rules — not code.
 
 mod binding;
+mod eviction;
 mod fields;
 mod filter;
 mod read;
@@ -65,6 +66,7 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
         (Verb::Patch, Some("scale")) => write::patch_scale(&call).await,
         (Verb::Create, Some("token")) => token::create_token(&call).await,
         (Verb::Create, Some("binding")) => binding::bind(&call).await,
+        (Verb::Create, Some("eviction")) => eviction::evict(&call).await,
         (Verb::Delete, None) => write::delete(&call).await,
         (Verb::DeleteCollection, None) => write::delete_collection(&call).await,
         _ => Err(ApiError::method_not_allowed()),

@@ -289,6 +289,11 @@ impl DeleteOptions {
         } else {
             codec::decode_body(call.headers, &call.body)?
         };
+        Self::from_body(call, &body)
+    }
+
+    /// From a `DeleteOptions` object plus the request's query.
+    fn from_body(call: &Call<'_>, body: &Value) -> Result<DeleteOptions, ApiError> {
         let text = |v: &Value| v.as_str().map(str::to_string);
         let grace_period = match call.query.int("gracePeriodSeconds")? {
             Some(g) => Some(g),
@@ -334,6 +339,17 @@ impl DeleteOptions {
             _ => None,
         }
     }
+}
+
+/// Deletes one object with the options of another request (an Eviction's
+/// `deleteOptions`).
+pub(super) async fn delete_with_options(
+    call: &Call<'_>,
+    key: ObjectKey<'_>,
+    options: &Value,
+) -> Result<(Object, bool), ApiError> {
+    let options = DeleteOptions::from_body(call, options)?;
+    delete_one(call, key, &options).await
 }
 
 /// Deletes one object — at once, or by marking it (graceful deletion of
