@@ -6,6 +6,7 @@
 //! resource type, which drives the generic REST layer, discovery and the
 //! storage layout.
 
+pub mod conversion;
 pub mod defaults;
 pub mod meta;
 pub mod registry;

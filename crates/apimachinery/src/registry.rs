@@ -94,10 +94,12 @@ impl ResourceType {
     /// resource share it, as upstream: `autoscaling/v1` and `v2`
     /// HorizontalPodAutoscalers are the same objects.
     pub fn storage_prefix(&self) -> String {
-        if self.group.is_empty() {
+        // Events of both groups are one resource, stored as core events.
+        let group = crate::conversion::storage_version(self.group, self.plural).map_or(self.group, |(g, _)| g);
+        if group.is_empty() {
             format!("/registry/{}/", self.plural)
         } else {
-            format!("/registry/{}/{}/", self.group, self.plural)
+            format!("/registry/{group}/{}/", self.plural)
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod serviceaccount;
 pub mod strategy;
 pub mod tls;
 pub mod version;
+pub mod versions;
 pub mod watchcache;
 
 use std::net::IpAddr;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::metrics::Metrics;
+use crate::versions;
 use capstan_apimachinery::meta::{self, Object};
 use capstan_apimachinery::{ApiError, ResourceType};
 use capstan_store::{Event, KeyValue, ListOptions, Revision, Store, StoreError, WatchStream};
@@ -75,7 +76,7 @@ impl Objects {
             .await
             .map_err(|e| store_error(at, e))?;
         let kv = kv.ok_or_else(|| ApiError::not_found(at.resource, at.name))?;
-        decode(&kv)
+        versions::to_request(at.resource, decode(&kv)?)
     }
 
     /// Like [`Objects::get`], but a missing object is `None`.
@@ -90,7 +91,11 @@ impl Objects {
     /// Stores a new object; returns it with its resourceVersion.
     pub async fn create(&self, at: ObjectKey<'_>, mut object: Object) -> Result<Object, ApiError> {
         let revision = self
-            .timed("create", self.store.create(&at.key(), encode(&object)?))
+            .timed(
+                "create",
+                self.store
+                    .create(&at.key(), encode(&versions::to_storage(at.resource, &object)?)?),
+            )
             .await
             .map_err(|e| store_error(at, e))?;
         set_revision(&mut object, revision);
@@ -100,7 +105,14 @@ impl Objects {
     /// Replaces an object whose resourceVersion is still `expected`.
     pub async fn update(&self, at: ObjectKey<'_>, mut object: Object, expected: Revision) -> Result<Object, ApiError> {
         let revision = self
-            .timed("update", self.store.update(&at.key(), encode(&object)?, expected))
+            .timed(
+                "update",
+                self.store.update(
+                    &at.key(),
+                    encode(&versions::to_storage(at.resource, &object)?)?,
+                    expected,
+                ),
+            )
             .await
             .map_err(|e| store_error(at, e))?;
         set_revision(&mut object, revision);
@@ -114,18 +126,22 @@ impl Objects {
             .timed("delete", self.store.delete(&at.key(), expected))
             .await
             .map_err(|e| store_error(at, e))?;
-        let mut object = decode(&prev)?;
+        let mut object = versions::to_request(at.resource, decode(&prev)?)?;
         set_revision(&mut object, revision);
         Ok(object)
     }
 
-    /// Objects under `prefix` in key order, from `start_after`, at `revision`.
-    pub async fn list(&self, prefix: &str, options: &ListOptions) -> Result<Page, ApiError> {
+    /// Objects of `resource` under `prefix` in key order, from `start_after`, at `revision`.
+    pub async fn list(&self, resource: &ResourceType, prefix: &str, options: &ListOptions) -> Result<Page, ApiError> {
         let result = self
             .timed("list", self.store.list(prefix, options))
             .await
             .map_err(history_error)?;
-        let items = result.kvs.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        let items = result
+            .kvs
+            .iter()
+            .map(|kv| versions::to_request(resource, decode(kv)?))
+            .collect::<Result<Vec<_>, _>>()?;
         let continue_after = if result.more {
             result.kvs.last().map(|kv| kv.key.clone())
         } else {

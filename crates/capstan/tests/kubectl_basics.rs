@@ -662,3 +662,41 @@ fn binding_and_eviction() {
     assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30);
     assert_eq!(c.get_json(&["get", "pdb", "web"])["status"]["disruptionsAllowed"], 0);
 }
+
+/// One stored object, served in every version of its resource: HPAs in
+/// autoscaling v1 and v2, Events in core v1 and events.k8s.io/v1.
+#[test]
+fn multi_version_resources_share_objects() {
+    let c = Cluster::start();
+    let hpa = r#"{"apiVersion":"autoscaling/v1","kind":"HorizontalPodAutoscaler","metadata":{"name":"web"},
+        "spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"web"},"minReplicas":1,"maxReplicas":5,"targetCPUUtilizationPercentage":60}}"#;
+    c.ok_in(&["create", "-f", "-"], hpa);
+    let v2 = c.get_json(&["get", "horizontalpodautoscalers.v2.autoscaling", "web"]);
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 60);
+    c.ok(&[
+        "patch",
+        "horizontalpodautoscalers.v2.autoscaling",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"maxReplicas":7}}"#,
+    ]);
+    let v1 = c.get_json(&["get", "horizontalpodautoscalers.v1.autoscaling", "web"]);
+    assert_eq!(
+        (
+            v1["spec"]["maxReplicas"].as_i64(),
+            v1["spec"]["targetCPUUtilizationPercentage"].as_i64()
+        ),
+        (Some(7), Some(60))
+    );
+
+    let event = r#"{"apiVersion":"v1","kind":"Event","metadata":{"name":"e1"},"involvedObject":{"kind":"Pod","name":"p","namespace":"default"},
+        "reason":"Tested","message":"hello","type":"Normal","source":{"component":"test"}}"#;
+    c.ok_in(&["create", "-f", "-"], event);
+    let modern = c.get_json(&["get", "events.v1.events.k8s.io", "e1"]);
+    assert_eq!(
+        (modern["note"].as_str(), modern["regarding"]["name"].as_str()),
+        (Some("hello"), Some("p"))
+    );
+}

@@ -37,7 +37,7 @@ async fn spend_budget(call: &Call<'_>, pod: &Object) -> Result<(), ApiError> {
     let page = call
         .server
         .objects
-        .list(&prefix(budgets, Some(namespace)), &ListOptions::default())
+        .list(budgets, &prefix(budgets, Some(namespace)), &ListOptions::default())
         .await?;
     for budget in page.items.iter().filter(|b| selects(b, pod)) {
         let allowed = budget

@@ -17,6 +17,7 @@ use super::{Call, Filter};
 use crate::codec;
 use crate::negotiate::{self, Form};
 use crate::objects::prefix;
+use crate::versions;
 use capstan_apimachinery::table;
 
 pub async fn get(call: &Call<'_>) -> Result<Response, ApiError> {
@@ -118,14 +119,19 @@ async fn list_from_cache(
         }
     };
     let (objects, revision) = cache.list(prefix);
+    let resource = call.request.resource;
     let mut items = Vec::new();
     let mut continue_after = None;
-    for object in objects.iter().filter(|o| filter.matches(o)) {
+    for object in objects.iter() {
+        let object = versions::to_request(resource, (**object).clone())?;
+        if !filter.matches(&object) {
+            continue;
+        }
         if limit.is_some_and(|l| items.len() == l) {
             continue_after = items.last().map(|o: &Object| object_key(call, o));
             break;
         }
-        items.push(strip_type((**object).clone()));
+        items.push(strip_type(object));
     }
     Ok((items, revision, continue_after))
 }
@@ -157,7 +163,11 @@ async fn list_from_store(
             limit: limit.map(|l| l - items.len()),
             start_after: start_after.take(),
         };
-        let page = call.server.objects.list(prefix, &options).await?;
+        let page = call
+            .server
+            .objects
+            .list(call.request.resource, prefix, &options)
+            .await?;
         items.extend(page.items.into_iter().filter(|o| filter.matches(o)).map(strip_type));
         revision = Some(page.revision);
         // A filtered page may come back short: keep reading the same snapshot.

@@ -32,6 +32,7 @@ use super::{Call, Filter};
 use crate::metrics::{WatcherGuard, WatcherLabels};
 use crate::negotiate::{self, Form};
 use crate::objects::{self, prefix};
+use crate::versions;
 use crate::watchcache::{Change, ChangeType, Notice, Subscription};
 use capstan_apimachinery::table;
 
@@ -137,11 +138,14 @@ type Flow = bool;
 impl Watcher {
     async fn run(mut self, initial: Vec<Arc<Object>>, source: Result<Source, ApiError>, timeout: Duration) {
         for object in &initial {
-            if !self.filter.matches(object) {
+            let Ok(object) = versions::to_request(self.resource, (**object).clone()) else {
+                continue;
+            };
+            if !self.filter.matches(&object) {
                 continue;
             }
-            let wire = self.render(object);
-            let wire = self.as_form(object, wire);
+            let wire = self.render(&object);
+            let wire = self.as_form(&object, wire);
             if !self.send("ADDED", &wire).await {
                 return;
             }
@@ -206,7 +210,7 @@ impl Watcher {
                 _ = self.out.closed() => return,
             };
             let flow = match event {
-                Some(Ok(event)) => match objects::decode_event(&event) {
+                Some(Ok(event)) => match self.decode_event(&event) {
                     Ok((kind, object, prev)) => {
                         let kind = change_type(kind);
                         let wire = self.render(&object);
@@ -234,6 +238,19 @@ impl Watcher {
         if change.revision <= self.last || !change.key.starts_with(&self.prefix) {
             return true;
         }
+        if versions::converts(self.resource) {
+            return match self.convert_change(change) {
+                Ok((object, prev)) => {
+                    let wire = self.render(&object);
+                    self.deliver(change.kind, &object, prev.as_ref(), change.revision, wire)
+                        .await
+                }
+                Err(err) => {
+                    self.send_error(&err).await;
+                    false
+                }
+            };
+        }
         let wire = change.wire(&self.api_version, self.resource.kind);
         self.deliver(
             change.kind,
@@ -243,6 +260,24 @@ impl Watcher {
             wire,
         )
         .await
+    }
+
+    /// A cached change's objects in this watch's version.
+    fn convert_change(&self, change: &Change) -> Result<(Object, Option<Object>), ApiError> {
+        let object = versions::to_request(self.resource, (*change.object).clone())?;
+        let prev = change
+            .prev
+            .as_deref()
+            .map(|p| versions::to_request(self.resource, p.clone()))
+            .transpose()?;
+        Ok((object, prev))
+    }
+
+    /// A store event in this watch's version.
+    fn decode_event(&self, event: &capstan_store::Event) -> Result<(&'static str, Object, Option<Object>), ApiError> {
+        let (kind, object, prev) = objects::decode_event(event)?;
+        let prev = prev.map(|p| versions::to_request(self.resource, p)).transpose()?;
+        Ok((kind, versions::to_request(self.resource, object)?, prev))
     }
 
     /// Sends one change as this watcher sees it through its filter.

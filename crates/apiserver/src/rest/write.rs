@@ -250,7 +250,7 @@ pub async fn delete_collection(call: &Call<'_>) -> Result<Response, ApiError> {
     let page = call
         .server
         .objects
-        .list(&prefix, &capstan_store::ListOptions::default())
+        .list(resource, &prefix, &capstan_store::ListOptions::default())
         .await?;
     let mut deleted = Vec::new();
     for object in page.items.iter().filter(|o| filter.matches(o)) {
