@@ -52,7 +52,8 @@ fn bearer_token(parts: &http::request::Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-async fn service_account(server: &ApiServer, token: &str) -> Option<UserInfo> {
+/// The service account a token authenticates, if it is one of ours and still bound.
+pub async fn service_account(server: &ApiServer, token: &str) -> Option<UserInfo> {
     let claims = server.tokens.verify(token)?;
     if !still_bound(server, &claims).await {
         return None;
@@ -92,4 +93,40 @@ async fn exists(server: &ApiServer, plural: &str, namespace: &str, expected: &Ob
         name: &expected.name,
     };
     matches!(server.objects.try_get(key).await, Ok(Some(object)) if capstan_apimachinery::meta::uid(&object) == expected.uid)
+}
+
+/// Upstream's impersonation: a user allowed to `impersonate` may act as
+/// another (`Impersonate-User`, `Impersonate-Group` headers, as kubectl's
+/// `--as` and `--as-group` send). Without the headers the user is unchanged.
+pub fn impersonate(
+    server: &ApiServer,
+    parts: &http::request::Parts,
+    user: UserInfo,
+) -> Result<UserInfo, capstan_apimachinery::ApiError> {
+    let Some(target) = parts.headers.get("impersonate-user").and_then(|v| v.to_str().ok()) else {
+        return Ok(user);
+    };
+    let groups: Vec<String> = parts
+        .headers
+        .get_all("impersonate-group")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let mut checks = vec![format!("users/{target}")];
+    checks.extend(groups.iter().map(|g| format!("groups/{g}")));
+    for path in &checks {
+        let attributes = crate::authz::Attributes::Path {
+            verb: "impersonate",
+            path,
+        };
+        server.authorizer.authorize(&user, &attributes)?;
+    }
+    let groups = match target
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        Some((namespace, _)) if groups.is_empty() => serviceaccount::groups(namespace),
+        _ => groups,
+    };
+    Ok(UserInfo::authenticated(target.to_string(), groups))
 }

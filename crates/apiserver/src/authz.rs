@@ -3,7 +3,8 @@
 //! A chain of [`Authorizer`]s, as upstream's `--authorization-mode`: the
 //! first that allows or denies decides; if none has an opinion, the request
 //! is forbidden. Today the chain holds the `system:masters` rule (members
-//! may do everything, as upstream hard-wires); RBAC joins it later.
+//! may do everything, as upstream hard-wires) and the grants of upstream's
+//! default roles to every authenticated user; RBAC joins it later.
 
 use capstan_apimachinery::{ApiError, ResourceType};
 
@@ -38,6 +39,40 @@ impl Authorizer for Masters {
             Decision::NoOpinion
         }
     }
+}
+
+/// What upstream's default cluster roles grant every authenticated user
+/// (`system:discovery`, `system:basic-user`, `system:public-info-viewer`):
+/// reading discovery and OpenAPI, and asking about themselves.
+pub struct BasicUser;
+
+impl Authorizer for BasicUser {
+    fn authorize(&self, user: &UserInfo, attributes: &Attributes<'_>) -> Decision {
+        if !user.in_group("system:authenticated") {
+            return Decision::NoOpinion;
+        }
+        let allowed = match attributes {
+            Attributes::Path { verb, path } => *verb == "get" && is_discovery(path),
+            Attributes::Resource(request) => {
+                request.verb == crate::request::Verb::Create
+                    && matches!(
+                        request.resource.kind,
+                        "SelfSubjectAccessReview" | "SelfSubjectReview" | "SelfSubjectRulesReview"
+                    )
+            }
+        };
+        if allowed { Decision::Allow } else { Decision::NoOpinion }
+    }
+}
+
+fn is_discovery(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    matches!(
+        path,
+        "/api" | "/apis" | "/version" | "/healthz" | "/livez" | "/readyz" | "/openapi/v2" | "/openapi/v3"
+    ) || path.starts_with("/api/")
+        || path.starts_with("/apis/")
+        || path.starts_with("/openapi/v3/")
 }
 
 /// The configured authorizers, in order.

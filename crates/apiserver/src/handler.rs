@@ -28,6 +28,10 @@ pub async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) ->
     let Some(user) = authn::authenticate(&server, &parts).await else {
         return codec::error(&ApiError::unauthorized());
     };
+    let user = match authn::impersonate(&server, &parts, user) {
+        Ok(user) => user,
+        Err(err) => return codec::error(&err),
+    };
     if path == "/openapi/v2" || path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
         return match server.authorizer.authorize(
             &user,
@@ -82,6 +86,7 @@ pub async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) ->
         query: &query,
         headers: &parts.headers,
         body,
+        user: &user,
     };
     let started = Instant::now();
     let response = match rest::handle(call).await {

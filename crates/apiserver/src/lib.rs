@@ -72,7 +72,7 @@ impl ApiServer {
             objects: Objects::new(store, metrics.clone()),
             metrics,
             tokens,
-            authorizer: authz::Chain(vec![Box::new(authz::Masters)]),
+            authorizer: authz::Chain(vec![Box::new(authz::Masters), Box::new(authz::BasicUser)]),
             bootstrapped: AtomicBool::new(false),
         })
     }

@@ -700,3 +700,50 @@ fn multi_version_resources_share_objects() {
         (Some("hello"), Some("p"))
     );
 }
+
+/// Review kinds are answered, not stored: `kubectl auth can-i` and
+/// `kubectl auth whoami` for the admin and for a service account.
+#[test]
+fn auth_can_i_and_whoami() {
+    let c = Cluster::start();
+    assert_eq!(c.ok(&["auth", "can-i", "create", "deployments"]), "yes\n");
+    let whoami = c.ok(&["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+    assert_eq!(whoami, "system:admin");
+    // An admin may impersonate; the impersonated account may do nothing yet.
+    let out = c.kubectl(&[
+        "auth",
+        "can-i",
+        "list",
+        "pods",
+        "--as=system:serviceaccount:default:nobody",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no\n");
+    let who = c.ok(&[
+        "auth",
+        "whoami",
+        "--as=jane",
+        "--as-group=devs",
+        "-o",
+        "jsonpath={.status.userInfo}",
+    ]);
+    assert_eq!(who, r#"{"groups":["devs","system:authenticated"],"username":"jane"}"#);
+
+    c.ok(&["create", "serviceaccount", "reader"]);
+    let token = c.ok(&["create", "token", "reader"]);
+    let as_reader = c.kubeconfig_with_token(token.trim());
+    let out = c.kubectl_as(&as_reader, &["auth", "can-i", "list", "pods"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no\n");
+    let out = c.kubectl_as(
+        &as_reader,
+        &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "system:serviceaccount:default:reader"
+    );
+    // Reviews are never stored, so they cannot be listed.
+    assert!(
+        c.fails(&["get", "selfsubjectaccessreviews"])
+            .contains("MethodNotAllowed")
+    );
+}

@@ -11,6 +11,7 @@ mod eviction;
 mod fields;
 mod filter;
 mod read;
+mod review;
 mod scale;
 mod token;
 mod watch;
@@ -34,6 +35,8 @@ pub struct Call<'a> {
     pub query: &'a Query,
     pub headers: &'a HeaderMap,
     pub body: Bytes,
+    /// Who is asking (reviews answer about them).
+    pub user: &'a crate::authn::UserInfo,
 }
 
 impl Call<'_> {
@@ -57,6 +60,7 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
         (Verb::Get, None | Some("status")) => read::get(&call).await,
         (Verb::List, None) => read::list(&call).await,
         (Verb::Watch, None) => watch::watch(&call).await,
+        (Verb::Create, None) if !request.resource.is_stored() => review::review(&call).await,
         (Verb::Create, None) => write::create(&call).await,
         (Verb::Update, None | Some("status")) => write::update(&call).await,
         (Verb::Update, Some("finalize")) => write::finalize(&call).await,
