@@ -10,14 +10,6 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 
-async fn client(cluster: &Cluster) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(cluster.kubeconfig()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("client config");
-    kube::Client::try_from(config).expect("client")
-}
-
 fn config_map(name: &str, value: &str) -> ConfigMap {
     serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "labels": {"app": "kube-rs"}},
@@ -29,7 +21,7 @@ fn config_map(name: &str, value: &str) -> ConfigMap {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_rs_lists_watches_and_patches() {
     let cluster = Cluster::start();
-    let api: Api<ConfigMap> = Api::namespaced(client(&cluster).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client().await, "default");
 
     let created = api
         .create(&PostParams::default(), &config_map("one", "1"))

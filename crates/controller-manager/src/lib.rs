@@ -7,7 +7,10 @@
 //! upstream controller it implements. Start with [`run`], which starts them
 //! all on one client; then read any controller module, e.g. [`namespace`].
 
+pub mod deployment;
+pub mod garbagecollector;
 pub mod namespace;
+pub mod replicaset;
 pub mod serviceaccount;
 
 use std::future::Future;
@@ -15,7 +18,13 @@ use std::future::Future;
 /// Runs every controller until `shutdown` resolves.
 pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send + 'static) {
     let controllers = async {
-        tokio::join!(namespace::run(client.clone()), serviceaccount::run(client.clone()));
+        tokio::join!(
+            namespace::run(client.clone()),
+            serviceaccount::run(client.clone()),
+            replicaset::run(client.clone()),
+            deployment::run(client.clone()),
+            garbagecollector::run(client.clone()),
+        );
     };
     tokio::select! {
         _ = controllers => tracing::warn!("controllers stopped"),

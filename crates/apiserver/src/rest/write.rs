@@ -199,8 +199,11 @@ async fn write_loop(
         let old_revision = revision_of(&old)?.unwrap_or_default();
         let mut new = change(&old)?;
         default(resource, &mut new);
-        let wanted = precondition.or(revision_of(&new)?);
-        if wanted.is_some_and(|rv| rv != old_revision) {
+        // A resourceVersion in the new object (a PUT body, or one a patch
+        // sets) must still be current; a patch that sets none carries the
+        // old one and is simply re-applied if it loses a race.
+        let stale = revision_of(&new)?.is_some_and(|rv| rv != old_revision);
+        if stale || precondition.is_some_and(|rv| rv != old_revision) {
             return Err(ApiError::conflict(resource, key.name));
         }
         if meta::name(&new).is_empty() {
@@ -224,7 +227,7 @@ async fn write_loop(
             call.server.objects.update(key, new, old_revision).await
         };
         match written {
-            Err(err) if err.code == 409 && wanted.is_none() => continue,
+            Err(err) if err.code == 409 && precondition.is_none() => continue,
             other => return other,
         }
     }

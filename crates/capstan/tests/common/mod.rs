@@ -75,6 +75,15 @@ impl Cluster {
         panic!("capstan server not ready within 30 s; log:\n{}", self.log());
     }
 
+    /// A kube-rs client with the admin identity.
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("client config");
+        kube::Client::try_from(config).expect("client")
+    }
+
     /// A kubeconfig for this cluster that authenticates with `token` only.
     pub fn kubeconfig_with_token(&self, token: &str) -> PathBuf {
         let ca = self.ok(&[
