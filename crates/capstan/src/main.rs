@@ -7,6 +7,7 @@
 //! flags and wires them up. Subcommands whose part is not built yet say so
 //! and exit non-zero rather than pretend.
 
+mod component;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -27,9 +28,9 @@ enum Command {
     /// Run only the API server.
     Apiserver,
     /// Run only the scheduler, against a server's API.
-    Scheduler,
+    Scheduler(component::ComponentArgs),
     /// Run only the controller manager, against a server's API.
-    ControllerManager,
+    ControllerManager(component::ComponentArgs),
     /// Run only the kubelet.
     Kubelet,
     /// Run only the service proxy.
@@ -46,11 +47,11 @@ impl Command {
     /// The issue that builds a subcommand not built yet.
     fn not_built_yet(&self) -> Option<(&'static str, &'static str)> {
         Some(match self {
-            Command::Server(_) | Command::Kubeconfig(_) => return None,
+            Command::Server(_) | Command::Kubeconfig(_) | Command::Scheduler(_) | Command::ControllerManager(_) => {
+                return None;
+            }
             Command::Agent => ("agent", "the kubelet (issue #5)"),
             Command::Apiserver => ("apiserver", "the API server (issue #3)"),
-            Command::Scheduler => ("scheduler", "the scheduler (issue #4)"),
-            Command::ControllerManager => ("controller-manager", "the controller manager (issue #4)"),
             Command::Kubelet => ("kubelet", "the kubelet (issue #5)"),
             Command::Proxy => ("proxy", "the service proxy (issue #6)"),
             Command::Token => ("token", "node join with a token (roadmap)"),
@@ -98,6 +99,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Server(args) => server::run(args),
         Command::Kubeconfig(args) => args.run(),
+        Command::Scheduler(args) => args.run(component::Component::Scheduler),
+        Command::ControllerManager(args) => args.run(component::Component::ControllerManager),
         _ => unreachable!("handled above"),
     };
     match result {

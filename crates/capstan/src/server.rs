@@ -116,8 +116,14 @@ async fn serve(args: ServerArgs) -> Result<()> {
     // Until RBAC lands, in-process components act as system:masters.
     let controller_manager =
         client(&listening.kubeconfig_for("system:kube-controller-manager", &["system:masters"])?).await?;
+    let scheduler = client(&listening.kubeconfig_for("system:kube-scheduler", &["system:masters"])?).await?;
     let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
     let controllers = tokio::spawn(capstan_controller_manager::run(controller_manager, stopping(&stopped)));
+    let scheduler = tokio::spawn(capstan_scheduler::run(
+        scheduler,
+        capstan_scheduler::SchedulerOptions::default(),
+        stopping(&stopped),
+    ));
 
     tokio::select! {
         result = shutdown_signal() => result?,
@@ -130,6 +136,7 @@ async fn serve(args: ServerArgs) -> Result<()> {
     tracing::info!("shutting down");
     let _ = stop.send(true);
     let _ = controllers.await;
+    let _ = scheduler.await;
     match tokio::time::timeout(Duration::from_secs(15), api).await {
         Ok(result) => result.context("API server task")??,
         Err(_) => tracing::warn!("the API server did not stop within 15 s"),
@@ -149,7 +156,7 @@ fn stopping(stop: &tokio::sync::watch::Receiver<bool>) -> impl std::future::Futu
 }
 
 /// A kube-rs client for an in-process component.
-async fn client(kubeconfig: &str) -> Result<kube::Client> {
+pub async fn client(kubeconfig: &str) -> Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig).context("parsing a component kubeconfig")?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
@@ -167,7 +174,7 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("creating {}", dir.display()))
 }
 
-async fn shutdown_signal() -> Result<()> {
+pub async fn shutdown_signal() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
