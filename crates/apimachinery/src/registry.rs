@@ -79,6 +79,14 @@ impl ResourceType {
         self.kind.to_ascii_lowercase()
     }
 
+    /// Whether this is its group's preferred version: walking only those
+    /// visits each resource once, however many versions serve it.
+    pub fn is_preferred_version(&self) -> bool {
+        groups()
+            .iter()
+            .any(|g| g.name == self.group && g.preferred_version() == self.version)
+    }
+
     pub fn subresource(&self, name: &str) -> Option<&Subresource> {
         self.subresources.iter().find(|s| s.name == name)
     }

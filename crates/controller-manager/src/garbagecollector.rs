@@ -16,7 +16,7 @@ use std::time::Duration;
 use capstan_apimachinery::registry::{self, ResourceType};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::{Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -57,19 +57,7 @@ fn collected(resource: &ResourceType) -> bool {
     resource.verbs.contains(&"watch")
         && resource.verbs.contains(&"list")
         && resource.verbs.contains(&"delete")
-        && registry::groups()
-            .iter()
-            .any(|g| g.name == resource.group && g.preferred_version() == resource.version)
-}
-
-fn api_resource(resource: &ResourceType) -> ApiResource {
-    ApiResource {
-        group: resource.group.to_string(),
-        version: resource.version.to_string(),
-        api_version: resource.api_version(),
-        kind: resource.kind.to_string(),
-        plural: resource.plural.to_string(),
-    }
+        && resource.is_preferred_version()
 }
 
 struct Mirror {
@@ -79,7 +67,7 @@ struct Mirror {
 
 /// Starts a reflector for one resource type; every event wakes a pass.
 fn mirror(client: &kube::Client, resource: &'static ResourceType, changed: Arc<Notify>) -> Mirror {
-    let ar = api_resource(resource);
+    let ar = crate::api_resource(resource);
     let writer = Writer::new(ar.clone());
     let store = writer.as_reader();
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
@@ -116,7 +104,7 @@ impl Node {
 }
 
 fn object_api(client: &kube::Client, resource: &ResourceType, namespace: Option<&str>) -> Api<DynamicObject> {
-    let ar = api_resource(resource);
+    let ar = crate::api_resource(resource);
     match namespace.filter(|_| resource.namespaced) {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),

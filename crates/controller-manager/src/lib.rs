@@ -40,3 +40,14 @@ pub enum Error {
     #[error("{0}")]
     Pending(String),
 }
+
+/// How kube-rs's dynamic API addresses a resource from the registry.
+pub(crate) fn api_resource(resource: &capstan_apimachinery::ResourceType) -> kube::api::ApiResource {
+    kube::api::ApiResource {
+        group: resource.group.to_string(),
+        version: resource.version.to_string(),
+        api_version: resource.api_version(),
+        kind: resource.kind.to_string(),
+        plural: resource.plural.to_string(),
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use capstan_apimachinery::registry::{self, ResourceType};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::watcher;
@@ -52,7 +52,7 @@ async fn reconcile(namespace: Arc<Namespace>, client: Arc<kube::Client>) -> Resu
 async fn delete_content(client: &kube::Client, namespace: &str) -> Result<usize, Error> {
     let mut remaining = 0;
     for resource in registry::RESOURCES.iter().filter(|r| deletable(r)) {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &api_resource(resource));
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &crate::api_resource(resource));
         let listed = api.list(&ListParams::default()).await?;
         if listed.items.is_empty() {
             continue;
@@ -70,19 +70,7 @@ fn deletable(resource: &ResourceType) -> bool {
     resource.namespaced
         && resource.verbs.contains(&"deletecollection")
         && resource.verbs.contains(&"list")
-        && registry::groups()
-            .iter()
-            .any(|g| g.name == resource.group && g.preferred_version() == resource.version)
-}
-
-fn api_resource(resource: &ResourceType) -> ApiResource {
-    ApiResource {
-        group: resource.group.to_string(),
-        version: resource.version.to_string(),
-        api_version: resource.api_version(),
-        kind: resource.kind.to_string(),
-        plural: resource.plural.to_string(),
-    }
+        && resource.is_preferred_version()
 }
 
 /// Removes our finalizer through the `finalize` subresource.
