@@ -2,6 +2,7 @@
 //! JSON document on stdout (for tooling and the issue tracker) and a short
 //! human summary plus progress on stderr.
 
+mod api;
 mod lease_churn;
 mod raw;
 mod report;
@@ -30,6 +31,9 @@ enum Command {
     /// Database size of the SQLite store under node-lease churn with
     /// compaction, in compressed simulated time.
     LeaseChurn(lease_churn::ChurnArgs),
+    /// Create/get/list/watch latency and throughput of the Kubernetes API
+    /// served by `capstan server` (SQLite and etcd) against the targets.
+    Api(api::ApiArgs),
 }
 
 fn main() -> Result<()> {
@@ -41,6 +45,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Store(args) => runtime.block_on(store::run(args)),
         Command::LeaseChurn(args) => runtime.block_on(lease_churn::run(args)),
+        Command::Api(args) => runtime.block_on(api::run(args)),
     }
 }
 
