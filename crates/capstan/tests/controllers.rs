@@ -64,6 +64,15 @@ async fn pods_of(pods: &Api<Pod>, app: &str) -> Vec<Pod> {
         .collect()
 }
 
+/// A Node with room for every pod here, so the in-process scheduler binds
+/// the controllers' pods as in a real cluster (no kubelet runs on it).
+fn add_node(server: &Server) {
+    let node = r#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-1","labels":{"kubernetes.io/hostname":"node-1"}},
+        "status":{"capacity":{"cpu":"64","memory":"256Gi","pods":"110"},"allocatable":{"cpu":"64","memory":"256Gi","pods":"110"},
+        "conditions":[{"type":"Ready","status":"True"}]}}"#;
+    server.ok_in(&["create", "-f", "-"], node);
+}
+
 /// What a kubelet would report for a started container.
 async fn mark_ready(pods: &Api<Pod>, pod: &Pod) {
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
@@ -82,7 +91,7 @@ async fn mark_all_ready(pods: &Api<Pod>, app: &str) {
             .status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| !c.is_empty());
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         if !ready {
             mark_ready(pods, &pod).await;
         }
@@ -100,6 +109,7 @@ fn spec_replicas(rs: &ReplicaSet) -> i32 {
 #[tokio::test(flavor = "multi_thread")]
 async fn deployment_rolls_out_rolls_back_and_is_collected() {
     let server = Server::start();
+    add_node(&server);
     let client = server.client().await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
@@ -245,6 +255,7 @@ async fn drive_rollout(client: &Client, server: &Server, want: usize) {
 #[tokio::test(flavor = "multi_thread")]
 async fn replica_set_adopts_and_deletes_extra_pods_first_unready() {
     let server = Server::start();
+    add_node(&server);
     let client = server.client().await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
@@ -316,6 +327,7 @@ async fn empty_replica_set(sets: &Api<ReplicaSet>, name: &str) -> ReplicaSet {
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_collector_honours_propagation_policies() {
     let server = Server::start();
+    add_node(&server);
     let client = server.client().await;
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
 
