@@ -65,7 +65,11 @@ struct Mirror {
     store: Store<DynamicObject>,
 }
 
-/// Starts a reflector for one resource type; every event wakes a pass.
+/// Starts a reflector for one resource type. Only events that can need the
+/// collector wake a pass — a deletion (dependents may be orphaned), an
+/// object being deleted (its finalizers), the end of a relist — so a busy
+/// cluster's ordinary writes cost nothing here; the periodic resync catches
+/// dependents created after their owner was gone.
 fn mirror(client: &kube::Client, resource: &'static ResourceType, changed: Arc<Notify>) -> Mirror {
     let ar = crate::api_resource(resource);
     let writer = Writer::new(ar.clone());
@@ -75,10 +79,18 @@ fn mirror(client: &kube::Client, resource: &'static ResourceType, changed: Arc<N
         .default_backoff()
         .reflect(writer);
     tokio::spawn(stream.for_each(move |event| {
-        if let Err(error) = event {
-            tracing::debug!(%error, resource = resource.plural, "garbage collector watch");
+        let wake = match &event {
+            Ok(watcher::Event::Delete(_) | watcher::Event::InitDone) => true,
+            Ok(watcher::Event::Apply(object)) => object.meta().deletion_timestamp.is_some(),
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => false,
+            Err(error) => {
+                tracing::debug!(%error, resource = resource.plural, "garbage collector watch");
+                false
+            }
+        };
+        if wake {
+            changed.notify_one();
         }
-        changed.notify_one();
         futures::future::ready(())
     }));
     Mirror { resource, store }
