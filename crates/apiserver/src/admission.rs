@@ -36,7 +36,14 @@ async fn namespace_lifecycle(
         namespace: None,
         name,
     };
-    match server.objects.try_get(key).await? {
+    // The watch cache answers almost always; a namespace created a moment
+    // ago may not be there yet, so a miss asks the store.
+    let cached = server.cache.get(&key.key()).map(|ns| (*ns).clone());
+    let namespace = match cached {
+        Some(ns) => Some(ns),
+        None => server.objects.try_get(key).await?,
+    };
+    match namespace {
         None => Err(ApiError::not_found(namespaces, name)),
         Some(ns) if meta::is_deleting(&ns) => Err(ApiError::namespace_terminating(name)),
         Some(_) => Ok(()),

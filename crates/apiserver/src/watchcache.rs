@@ -155,6 +155,11 @@ impl WatchCache {
         (objects, state.revision)
     }
 
+    /// One cached object by key.
+    pub fn get(&self, key: &str) -> Option<Arc<Object>> {
+        self.read().objects.get(key).cloned()
+    }
+
     /// The changes under `prefix` after `after` plus the live feed, or `None`
     /// when the cache's history does not reach back that far.
     pub fn subscribe(&self, prefix: &str, after: Revision) -> Option<Subscription> {

@@ -508,12 +508,14 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 }
 
 fn current_revision(tx: &Transaction) -> Result<Revision> {
-    tx.query_row("SELECT COALESCE(MAX(rev), 0) FROM log", [], |r| r.get(0))
+    tx.prepare_cached("SELECT COALESCE(MAX(rev), 0) FROM log")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .sql()
 }
 
 fn compacted_revision(tx: &Transaction) -> Result<Revision> {
-    tx.query_row("SELECT value FROM meta WHERE name = 'compacted'", [], |r| r.get(0))
+    tx.prepare_cached("SELECT value FROM meta WHERE name = 'compacted'")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .sql()
 }
 
