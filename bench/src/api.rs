@@ -36,6 +36,7 @@ mod pods;
 mod rate;
 mod server;
 
+use crate::report::{Progress, phase};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -56,7 +57,7 @@ use self::rate::FixedRate;
 use self::server::{CpuUsage, FdLimit, Procs, Server};
 use crate::raw::RawEngine;
 use crate::report::{self, Machine};
-use crate::stats::{self, Throughput};
+use crate::stats;
 use crate::store::Backend;
 use crate::{positive_f64, positive_usize};
 
@@ -584,45 +585,9 @@ async fn prepare(client: &kube::Client, s: &Settings) -> Result<usize> {
     Ok(stored)
 }
 
-/// Logs a phase's outcome on stderr; keeps the value, or files the error.
-fn phase<T: Progress>(tag: &str, name: &str, errors: &mut Vec<String>, result: Result<T>) -> Option<T> {
-    match result {
-        Ok(value) => {
-            if let Some(line) = value.progress() {
-                eprintln!("{tag} {name}: {line}");
-            }
-            Some(value)
-        }
-        Err(err) => {
-            eprintln!("{tag} {name} FAILED: {err:#}");
-            errors.push(format!("{name}: {err:#}"));
-            None
-        }
-    }
-}
-
-/// A one-line progress report of a finished phase.
-trait Progress {
-    fn progress(&self) -> Option<String> {
-        None
-    }
-}
-
-impl Progress for () {}
 impl Progress for usize {}
 impl Progress for (Server, kube::Client) {}
 impl Progress for capstan_store::testing::EtcdServer {}
-impl Progress for Arc<dyn capstan_store::Store> {}
-impl Progress for RawEngine {}
-
-impl Progress for Throughput {
-    fn progress(&self) -> Option<String> {
-        Some(format!(
-            "{:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms ({} ops)",
-            self.ops_per_sec, self.latency.p50_ms, self.latency.p99_ms, self.ops
-        ))
-    }
-}
 
 impl<T: Progress> Progress for Measured<T> {
     fn progress(&self) -> Option<String> {

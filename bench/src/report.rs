@@ -61,3 +61,40 @@ pub fn emit(report: &impl Serialize, json_out: Option<&Path>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Logs a phase's outcome on stderr; keeps the value, or files the error.
+pub fn phase<T: Progress>(tag: &str, name: &str, errors: &mut Vec<String>, result: Result<T>) -> Option<T> {
+    match result {
+        Ok(value) => {
+            if let Some(line) = value.progress() {
+                eprintln!("{tag} {name}: {line}");
+            }
+            Some(value)
+        }
+        Err(err) => {
+            eprintln!("{tag} {name} FAILED: {err:#}");
+            errors.push(format!("{name}: {err:#}"));
+            None
+        }
+    }
+}
+
+/// A one-line progress report of a finished phase.
+pub trait Progress {
+    fn progress(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Progress for () {}
+impl Progress for std::sync::Arc<dyn capstan_store::Store> {}
+impl Progress for crate::raw::RawEngine {}
+
+impl Progress for crate::stats::Throughput {
+    fn progress(&self) -> Option<String> {
+        Some(format!(
+            "{:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms ({} ops)",
+            self.ops_per_sec, self.latency.p50_ms, self.latency.p99_ms, self.ops
+        ))
+    }
+}

@@ -32,6 +32,7 @@
 //! A failing or unimplemented phase is reported in `errors` and the run goes
 //! on, so one broken backend does not hide the other's numbers.
 
+use crate::report::{Progress, phase};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -409,39 +410,6 @@ fn absorb(total: &mut Option<Result<Slice>>, part: Result<Slice>) {
     }
 }
 
-/// Logs a phase's outcome on stderr; keeps the value, or files the error.
-fn phase<T: Progress>(tag: &str, name: &str, errors: &mut Vec<String>, result: Result<T>) -> Option<T> {
-    match result {
-        Ok(value) => {
-            if let Some(line) = value.progress() {
-                eprintln!("{tag} {name}: {line}");
-            }
-            Some(value)
-        }
-        Err(err) => {
-            eprintln!("{tag} {name} FAILED: {err:#}");
-            errors.push(format!("{name}: {err:#}"));
-            None
-        }
-    }
-}
-
-/// A one-line progress report of a finished phase.
-trait Progress {
-    fn progress(&self) -> Option<String> {
-        None
-    }
-}
-
-impl Progress for Throughput {
-    fn progress(&self) -> Option<String> {
-        Some(format!(
-            "{:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms ({} ops)",
-            self.ops_per_sec, self.latency.p50_ms, self.latency.p99_ms, self.ops
-        ))
-    }
-}
-
 impl Progress for ListStats {
     fn progress(&self) -> Option<String> {
         Some(format!(
@@ -465,10 +433,7 @@ impl Progress for WatchStats {
     }
 }
 
-impl Progress for () {}
 impl Progress for Place {}
-impl Progress for Arc<dyn Store> {}
-impl Progress for RawEngine {}
 
 /// Where one level's databases live: a fresh temporary directory and, for
 /// etcd, a fresh throwaway etcd that Capstan and the raw client share.
