@@ -9,7 +9,8 @@ DATA_DIR ?= /var/lib/capstan
 
 # protoc and the well-known .proto files: build scripts of the gRPC clients.
 # etcd: the HA datastore backend, and the real etcd the store tests run against.
-PACKAGES := protobuf-compiler libprotobuf-dev etcd-server etcd-client
+# curl: the TLS tests stream over HTTP/1.1 and HTTP/2 with it.
+PACKAGES := protobuf-compiler libprotobuf-dev etcd-server etcd-client curl
 
 CAPSTAN := $(CARGO_TARGET_DIR)/release/capstan
 

@@ -191,10 +191,7 @@ fn body(response: &str) -> &str {
 
 #[tokio::test]
 async fn kubectl_with_the_admin_kubeconfig_is_system_admin() {
-    let Some(kubectl) = tool("kubectl") else {
-        eprintln!("SKIPPED: kubectl is not installed");
-        return;
-    };
+    let kubectl = tool("kubectl").expect("kubectl is required (the Makefile checks for it)");
     let tmp = tempfile::tempdir().expect("tempdir");
     let pki = new_pki(tmp.path());
     let server = Server::start(&pki).await;
@@ -322,10 +319,7 @@ async fn stalled_and_garbage_handshakes_do_not_block_others() {
 
 #[tokio::test]
 async fn streaming_responses_over_http1_and_http2() {
-    let Some(curl) = tool("curl") else {
-        eprintln!("SKIPPED: curl is not installed");
-        return;
-    };
+    let curl = tool("curl").expect("curl is required (the Makefile installs it)");
     let tmp = tempfile::tempdir().expect("tempdir");
     let pki = new_pki(tmp.path());
     let server = Server::start(&pki).await;
