@@ -257,6 +257,18 @@ impl ApiError {
         )
     }
 
+    /// 403 from an admission plugin: `pods "p" is forbidden: no PriorityClass with name x was found`.
+    pub fn admission_forbidden(resource: &ResourceType, name: &str, why: &str) -> ApiError {
+        ApiError {
+            details: details(name, resource.group, resource.plural),
+            ..Self::new(
+                403,
+                "Forbidden",
+                format!("{} \"{name}\" is forbidden: {why}", resource.qualified_plural()),
+            )
+        }
+    }
+
     /// 403: writing into a namespace that is being deleted.
     pub fn namespace_terminating(namespace: &str) -> ApiError {
         ApiError {

@@ -1,6 +1,6 @@
 //! What exists in every cluster from its first start: the system
-//! namespaces and the `kubernetes` Service through which pods reach the
-//! API. Created through the same strategy as client writes, and only when
+//! namespaces, the `kubernetes` Service through which pods reach the API,
+//! and the two system PriorityClasses critical add-ons run at. Created through the same strategy as client writes, and only when
 //! missing, so restarts keep what is there.
 
 use capstan_apimachinery::meta::Object;
@@ -15,7 +15,10 @@ pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"
 /// Creates the built-in objects that are missing.
 pub async fn run(server: &ApiServer) -> Result<(), ApiError> {
     for name in SYSTEM_NAMESPACES {
-        create_if_missing(server, "namespaces", None, json!({"metadata": {"name": name}})).await?;
+        create_if_missing(server, ("", "namespaces"), None, json!({"metadata": {"name": name}})).await?;
+    }
+    for class in system_priority_classes() {
+        create_if_missing(server, ("scheduling.k8s.io", "priorityclasses"), None, class).await?;
     }
     let service = json!({
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
@@ -30,16 +33,43 @@ pub async fn run(server: &ApiServer) -> Result<(), ApiError> {
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": server.config.port}],
         },
     });
-    create_if_missing(server, "services", Some("default"), service).await
+    create_if_missing(server, ("", "services"), Some("default"), service).await
+}
+
+/// Upstream's `system-node-critical` and `system-cluster-critical`.
+fn system_priority_classes() -> [Object; 2] {
+    let class = |name: &str, value: i64, description: &str| {
+        json!({
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": name},
+            "value": value,
+            "globalDefault": false,
+            "preemptionPolicy": "PreemptLowerPriority",
+            "description": description,
+        })
+    };
+    [
+        class(
+            "system-node-critical",
+            2_000_001_000,
+            "Used for system critical pods that must not be moved from their current node.",
+        ),
+        class(
+            "system-cluster-critical",
+            2_000_000_000,
+            "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+        ),
+    ]
 }
 
 async fn create_if_missing(
     server: &ApiServer,
-    plural: &str,
+    (group, plural): (&str, &str),
     namespace: Option<&str>,
     mut object: Object,
 ) -> Result<(), ApiError> {
-    let resource = registry::lookup("", "v1", plural).ok_or_else(|| ApiError::internal(format!("no {plural}")))?;
+    let resource = registry::lookup(group, "v1", plural).ok_or_else(|| ApiError::internal(format!("no {plural}")))?;
     strategy::prepare_for_create(resource, &mut object, namespace)?;
     let name = capstan_apimachinery::meta::name(&object).to_string();
     let key = ObjectKey {

@@ -14,6 +14,8 @@ use capstan_store::{CompactionPolicy, Endpoint};
 use clap::Args;
 use ipnet::IpNet;
 
+use crate::component::{Component, LeaderElectionArgs};
+
 #[derive(Args)]
 pub struct ServerArgs {
     /// Where Capstan keeps its state: the SQLite database, certificates, agent data.
@@ -53,6 +55,17 @@ pub struct ServerArgs {
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+
+    /// Do not run the scheduler in this process (run `capstan scheduler` elsewhere).
+    #[arg(long)]
+    disable_scheduler: bool,
+
+    /// Do not run the controller manager in this process.
+    #[arg(long)]
+    disable_controller_manager: bool,
+
+    #[command(flatten)]
+    leader_election: LeaderElectionArgs,
 }
 
 impl ServerArgs {
@@ -113,17 +126,25 @@ async fn serve(args: ServerArgs) -> Result<()> {
         .compaction()
         .map(|policy| tokio::spawn(capstan_store::compaction::run(store.clone(), policy, stopped.clone())));
     let listening = Listening::bind(&args.serve_options()?, store.clone()).await?;
-    // Until RBAC lands, in-process components act as system:masters.
-    let controller_manager =
-        client(&listening.kubeconfig_for("system:kube-controller-manager", &["system:masters"])?).await?;
-    let scheduler = client(&listening.kubeconfig_for("system:kube-scheduler", &["system:masters"])?).await?;
+    let mut clients = Vec::new();
+    for (component, disabled) in [
+        (Component::ControllerManager, args.disable_controller_manager),
+        (Component::Scheduler, args.disable_scheduler),
+    ] {
+        // Until RBAC lands, in-process components act as system:masters.
+        if !disabled {
+            let kubeconfig = listening.kubeconfig_for(component.user(), &["system:masters"])?;
+            clients.push((component, client(&kubeconfig).await?));
+        }
+    }
     let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
-    let controllers = tokio::spawn(capstan_controller_manager::run(controller_manager, stopping(&stopped)));
-    let scheduler = tokio::spawn(capstan_scheduler::run(
-        scheduler,
-        capstan_scheduler::SchedulerOptions::default(),
-        stopping(&stopped),
-    ));
+    let components: Vec<_> = clients
+        .into_iter()
+        .map(|(component, client)| {
+            let (election, stop) = (args.leader_election.clone(), stopping(&stopped));
+            tokio::spawn(async move { component.run(client, &election, stop).await })
+        })
+        .collect();
 
     tokio::select! {
         result = shutdown_signal() => result?,
@@ -135,8 +156,9 @@ async fn serve(args: ServerArgs) -> Result<()> {
     }
     tracing::info!("shutting down");
     let _ = stop.send(true);
-    let _ = controllers.await;
-    let _ = scheduler.await;
+    for component in components {
+        let _ = component.await;
+    }
     match tokio::time::timeout(Duration::from_secs(15), api).await {
         Ok(result) => result.context("API server task")??,
         Err(_) => tracing::warn!("the API server did not stop within 15 s"),

@@ -32,10 +32,21 @@ const RESYNC: Duration = Duration::from_secs(10);
 
 pub async fn run(client: kube::Client) {
     let changed = Arc::new(Notify::new());
-    let mut mirrors = Vec::new();
-    for resource in registry::RESOURCES.iter().filter(|r| collected(r)) {
-        mirrors.push(mirror(&client, resource, changed.clone()));
+    let (mirrors, reflectors): (Vec<_>, Vec<_>) = registry::RESOURCES
+        .iter()
+        .filter(|r| collected(r))
+        .map(|resource| mirror(&client, resource, changed.clone()))
+        .unzip();
+    // The reflectors live exactly as long as the collector: dropping it
+    // (shutdown, lost leadership) stops them too.
+    tokio::select! {
+        _ = futures::future::join_all(reflectors) => tracing::warn!("garbage collector reflectors stopped"),
+        _ = passes(&client, &mirrors, &changed) => {}
     }
+}
+
+/// Runs a collection pass on every wake-up and every resync.
+async fn passes(client: &kube::Client, mirrors: &[Mirror], changed: &Notify) {
     loop {
         tokio::select! {
             _ = changed.notified() => {}
@@ -43,7 +54,7 @@ pub async fn run(client: kube::Client) {
         }
         // Let a burst of changes (a collection deletion) settle into one pass.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Err(error) = collect(&client, &mirrors).await {
+        if let Err(error) = collect(client, mirrors).await {
             tracing::warn!(%error, "garbage collector");
             tokio::time::sleep(Duration::from_secs(1)).await;
             changed.notify_one();
@@ -70,7 +81,11 @@ struct Mirror {
 /// object being deleted (its finalizers), the end of a relist — so a busy
 /// cluster's ordinary writes cost nothing here; the periodic resync catches
 /// dependents created after their owner was gone.
-fn mirror(client: &kube::Client, resource: &'static ResourceType, changed: Arc<Notify>) -> Mirror {
+fn mirror(
+    client: &kube::Client,
+    resource: &'static ResourceType,
+    changed: Arc<Notify>,
+) -> (Mirror, impl std::future::Future<Output = ()>) {
     let ar = crate::api_resource(resource);
     let writer = Writer::new(ar.clone());
     let store = writer.as_reader();
@@ -78,7 +93,7 @@ fn mirror(client: &kube::Client, resource: &'static ResourceType, changed: Arc<N
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer);
-    tokio::spawn(stream.for_each(move |event| {
+    let reflector = stream.for_each(move |event| {
         let wake = match &event {
             Ok(watcher::Event::Delete(_) | watcher::Event::InitDone) => true,
             Ok(watcher::Event::Apply(object)) => object.meta().deletion_timestamp.is_some(),
@@ -92,8 +107,8 @@ fn mirror(client: &kube::Client, resource: &'static ResourceType, changed: Arc<N
             changed.notify_one();
         }
         futures::future::ready(())
-    }));
-    Mirror { resource, store }
+    });
+    (Mirror { resource, store }, reflector)
 }
 
 /// One object in the graph.

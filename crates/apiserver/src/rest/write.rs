@@ -26,7 +26,7 @@ pub async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     default(resource, &mut object);
     strategy::prepare_for_create(resource, &mut object, call.request.namespace.as_deref())?;
     validate(call, &object, None)?;
-    admission::admit_create(call.server, resource, &object).await?;
+    admission::admit_create(call.server, resource, &mut object).await?;
     fields::track(call, None, &mut object);
     if call.query.dry_run()? {
         return Ok(with_warnings(codec::json(StatusCode::CREATED, &object), &warnings));
@@ -77,7 +77,7 @@ async fn server_side_apply(call: &Call<'_>) -> Result<Response, ApiError> {
             default(resource, &mut object);
             strategy::prepare_for_create(resource, &mut object, call.request.namespace.as_deref())?;
             validate(call, &object, None)?;
-            admission::admit_create(call.server, resource, &object).await?;
+            admission::admit_create(call.server, resource, &mut object).await?;
             if call.query.dry_run()? {
                 return Ok(with_warnings(codec::json(StatusCode::CREATED, &object), &warnings));
             }
