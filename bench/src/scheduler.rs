@@ -179,6 +179,8 @@ pub struct ScenarioResult {
     /// The server's peak RSS (VmHWM) since it started, read after this scenario.
     pub server_peak_rss_mib: Option<f64>,
     pub cpu: CpuUsage,
+    /// Average cores the hollow nodes' agent used (it counts in `other_cores` too).
+    pub agent_cores: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -210,6 +212,7 @@ struct Bench<'a> {
     client: kube::Client,
     procs: Procs,
     server: &'a Server,
+    agent_pid: u32,
 }
 
 pub async fn run(args: SchedulerArgs) -> Result<()> {
@@ -329,6 +332,7 @@ async fn run_all(
             etcd: None,
         },
         server: &server,
+        agent_pid: agent.pid(),
     };
     for (i, &scenario) in args.scenarios.iter().enumerate() {
         let name = format!("{scenario:?}");
@@ -363,6 +367,7 @@ impl Bench<'_> {
         ensure_namespace(&self.client, &namespace).await?;
         let (seen, watch) = workload::record(&self.client, &namespace).await?;
         let cpu = self.procs.sample();
+        let agent_cpu = server::process_cpu(self.agent_pid);
         let start = Instant::now();
         if scenario == Scenario::Deployment {
             let api = Api::namespaced(self.client.clone(), &namespace);
@@ -384,14 +389,12 @@ impl Bench<'_> {
         };
         watch.abort();
         waited?;
-        Ok(self.result(
-            scenario,
-            count,
-            &seen,
-            start,
-            create_secs,
-            CpuTotals::since(&self.procs, cpu).usage(),
-        ))
+        let cpu = CpuTotals::since(&self.procs, cpu).usage();
+        let mut result = self.result(scenario, count, &seen, start, create_secs, cpu);
+        result.agent_cores = server::process_cpu(self.agent_pid)
+            .zip(agent_cpu)
+            .map(|(end, begin)| stats::round3((end - begin).as_secs_f64() / start.elapsed().as_secs_f64()));
+        Ok(result)
     }
 
     fn result(
@@ -432,6 +435,7 @@ impl Bench<'_> {
             target_pods_per_sec: target,
             server_peak_rss_mib: self.server.peak_rss_mib(),
             cpu,
+            agent_cores: None,
         }
     }
 }
@@ -466,6 +470,9 @@ impl Progress for ScenarioResult {
             let _ = write!(line, "; all Running after {secs:.1} s");
         }
         let _ = write!(line, "; {}", crate::api::levels::cpu_note(&self.cpu));
+        if let Some(cores) = self.agent_cores {
+            let _ = write!(line, " (agent {cores:.2})");
+        }
         Some(line)
     }
 }

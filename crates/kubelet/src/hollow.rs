@@ -182,7 +182,7 @@ async fn watch_nodes(
         if nodestatus::needs_report(&node) {
             registered.drifted.store(true, Ordering::Relaxed);
         }
-        let cidr = node.spec.as_ref().and_then(|s| s.pod_cidr.clone());
+        let cidr = podsync::pod_cidr(&node);
         if cidr != cidrs[index as usize] {
             cidrs[index as usize] = cidr;
             let _ = resync.unbounded_send(registered.name.clone());

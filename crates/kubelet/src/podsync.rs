@@ -123,7 +123,8 @@ impl Context {
     }
 }
 
-fn pod_cidr(node: &Node) -> Option<String> {
+/// The node's pod range (the first of `podCIDRs` if only those are set).
+pub fn pod_cidr(node: &Node) -> Option<String> {
     let spec = node.spec.as_ref()?;
     spec.pod_cidr
         .clone()
