@@ -21,7 +21,7 @@ pub struct AgentArgs {
     server: Option<String>,
 
     /// Run N hollow (simulated) nodes instead of a real one.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub simulate: Option<u32>,
 
     /// Hollow nodes are named <prefix>-0 … <prefix>-(N-1).
