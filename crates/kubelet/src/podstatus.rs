@@ -1,8 +1,9 @@
 //! The `PodStatus` a kubelet reports (upstream `generateAPIPodStatus` and
 //! the status manager's merge): phase, the kubelet-owned conditions
 //! `PodReadyToStartContainers`, `Initialized`, `Ready`, `ContainersReady`
-//! (in upstream's order, `PodScheduled` after them), container statuses,
-//! host and pod IPs and the start time.
+//! (in upstream's order, `PodScheduled` after them; `Ready` also waits for
+//! the pod's readiness gates), container statuses, host and pod IPs and the
+//! start time.
 //!
 //! The result is a pure function of the pod, what its containers are doing
 //! and the time, and keeps what others own (`qosClass`, `PodScheduled`,
@@ -61,12 +62,14 @@ pub fn build(pod: &Pod, observed: &Observed, network: &Network, now: Timestamp) 
         .flatten()
         .map(|c| init_container_status(c, &pod_ref, observed))
         .collect();
-    status.conditions = Some(conditions(
-        status.conditions.take().unwrap_or_default(),
-        phase,
-        &statuses,
-        now,
-    ));
+    let gates: Vec<String> = spec
+        .readiness_gates
+        .iter()
+        .flatten()
+        .map(|g| g.condition_type.clone())
+        .collect();
+    let old = status.conditions.take().unwrap_or_default();
+    status.conditions = Some(conditions(old, phase, &statuses, &gates, now));
     status.phase = Some(phase.to_string());
     status.container_statuses = Some(statuses);
     status.init_container_statuses = (!init_statuses.is_empty()).then_some(init_statuses);
@@ -95,28 +98,32 @@ fn phase(state: &State) -> &'static str {
 
 /// The kubelet's conditions recomputed, then `PodScheduled` and any other
 /// writer's conditions as they were.
-fn conditions(old: Vec<PodCondition>, phase: &str, statuses: &[ContainerStatus], now: Timestamp) -> Vec<PodCondition> {
-    let succeeded = phase == "Succeeded";
-    let terminal = phase != "Running";
+fn conditions(
+    old: Vec<PodCondition>,
+    phase: &str,
+    statuses: &[ContainerStatus],
+    gates: &[String],
+    now: Timestamp,
+) -> Vec<PodCondition> {
     let unready: Vec<&str> = statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
-    let containers_ready = if succeeded {
-        (false, Some("PodCompleted"), None)
-    } else if !unready.is_empty() {
-        (
+    let containers_ready = match phase {
+        "Succeeded" => (false, Some("PodCompleted"), None),
+        "Failed" => (false, Some("PodFailed"), None),
+        _ if !unready.is_empty() => (
             false,
             Some("ContainersNotReady"),
             Some(format!("containers with unready status: [{}]", unready.join(" "))),
-        )
-    } else {
-        (true, None, None)
+        ),
+        _ => (true, None, None),
     };
-    let initialized = (true, succeeded.then_some("PodCompleted"), None);
-    let computed = [
-        (!terminal, None, None),
-        initialized,
-        containers_ready.clone(),
-        containers_ready,
-    ];
+    let gates_unready = unready_gates(&old, gates);
+    let ready = if containers_ready.0 && !gates_unready.is_empty() {
+        (false, Some("ReadinessGatesNotReady"), Some(gates_unready.join(", ")))
+    } else {
+        containers_ready.clone()
+    };
+    let initialized = (true, (phase == "Succeeded").then_some("PodCompleted"), None);
+    let computed = [(phase == "Running", None, None), initialized, ready, containers_ready];
     let mut conditions: Vec<PodCondition> = KUBELET_CONDITIONS
         .iter()
         .zip(computed)
@@ -149,6 +156,23 @@ fn conditions(old: Vec<PodCondition>, phase: &str, statuses: &[ContainerStatus],
         .filter(|c| c.type_ != "PodScheduled" && !KUBELET_CONDITIONS.contains(&c.type_.as_str()));
     conditions.extend(others);
     conditions
+}
+
+/// Upstream's messages for readiness gates whose condition is missing or not True.
+fn unready_gates(conditions: &[PodCondition], gates: &[String]) -> Vec<String> {
+    gates
+        .iter()
+        .filter_map(|gate| match conditions.iter().find(|c| &c.type_ == gate) {
+            None => Some(format!(
+                "corresponding condition of pod readiness gate {gate:?} does not exist."
+            )),
+            Some(c) if c.status != "True" => Some(format!(
+                "the status of pod readiness gate {gate:?} is not \"True\", but {}",
+                c.status
+            )),
+            Some(_) => None,
+        })
+        .collect()
 }
 
 /// What container IDs and messages need to name the pod.
@@ -518,9 +542,43 @@ mod tests {
                 .as_deref(),
             Some("Error")
         );
+        assert_eq!(condition(&status, "Ready").reason.as_deref(), Some("PodFailed"));
         assert_eq!(
-            condition(&status, "Ready").reason.as_deref(),
-            Some("ContainersNotReady")
+            condition(&status, "ContainersReady").reason.as_deref(),
+            Some("PodFailed")
+        );
+    }
+
+    #[test]
+    fn readiness_gates_hold_back_ready() {
+        let gates =
+            json!({"readinessGates": [{"conditionType": "example.com/lb"}, {"conditionType": "DisruptionTarget"}]});
+        let mut pod = pod(gates);
+        let observed = observed(&Script::default(), RestartPolicy::Always, t(5));
+        let status = build(&pod, &observed, &network(), t(5));
+        let ready = condition(&status, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_deref()),
+            ("False", Some("ReadinessGatesNotReady"))
+        );
+        assert_eq!(
+            ready.message.as_deref(),
+            Some(
+                "corresponding condition of pod readiness gate \"example.com/lb\" does not exist., \
+                 the status of pod readiness gate \"DisruptionTarget\" is not \"True\", but False"
+            )
+        );
+        assert_eq!(condition(&status, "ContainersReady").status, "True");
+        let conditions = pod.status.as_mut().unwrap().conditions.as_mut().unwrap();
+        conditions[1].status = "True".into();
+        conditions.push(PodCondition {
+            type_: "example.com/lb".into(),
+            status: "True".into(),
+            ..PodCondition::default()
+        });
+        assert_eq!(
+            condition(&build(&pod, &observed, &network(), t(6)), "Ready").status,
+            "True"
         );
     }
 
