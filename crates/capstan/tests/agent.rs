@@ -209,6 +209,51 @@ fn bound_pods_run_and_finish_as_their_annotations_say() {
     ]);
     assert_eq!(ready, "ContainersNotReady");
 
+    // Ready waits for readiness gates; a condition another writer adds is kept.
+    let mut gated: Value = serde_json::from_str(&pod("gated", None, &[], "Always")).unwrap();
+    gated["spec"]["readinessGates"] = serde_json::json!([{"conditionType": "example.com/lb"}]);
+    c.ok_in(&["create", "-f", "-"], &gated.to_string());
+    let ready_reason = || {
+        c.ok(&[
+            "get",
+            "pod",
+            "gated",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Ready")].reason}"#,
+        ])
+    };
+    eventually(&c, 20, "a gated pod", || {
+        (ready_reason() == "ReadinessGatesNotReady").then_some(())
+    });
+    let condition = r#"[{"op":"add","path":"/status/conditions/-","value":{"type":"example.com/lb","status":"True"}}]"#;
+    c.ok(&[
+        "patch",
+        "pod",
+        "gated",
+        "--subresource=status",
+        "--type=json",
+        "-p",
+        condition,
+    ]);
+    let ready_status = || {
+        c.ok(&[
+            "get",
+            "pod",
+            "gated",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#,
+        ])
+    };
+    eventually(&c, 20, "the gate to open", || (ready_status() == "True").then_some(()));
+    let lb = c.ok(&[
+        "get",
+        "pod",
+        "gated",
+        "-o",
+        r#"jsonpath={.status.conditions[?(@.type=="example.com/lb")].status}"#,
+    ]);
+    assert_eq!(lb, "True");
+
     // A graceful delete (30 s by default) completes at once: the "containers" stop immediately.
     let started = Instant::now();
     c.ok(&["delete", "pod", "direct"]);

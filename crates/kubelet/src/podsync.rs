@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::{self, Action, Controller};
@@ -214,15 +214,19 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, Error> {
     })
 }
 
-async fn write_status(pod: &Pod, ctx: &Context, status: &k8s_openapi::api::core::v1::PodStatus) -> Result<(), Error> {
+/// Patches `pods/status` with `status`, computed from this version of the
+/// pod: the resourceVersion precondition keeps it from overwriting what
+/// others wrote since (their conditions, say).
+async fn write_status(pod: &Pod, ctx: &Context, status: &PodStatus) -> Result<(), Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
-    let patch = json!({"status": status});
+    let patch = json!({"metadata": {"resourceVersion": pod.resource_version()}, "status": status});
     match api
         .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        // Deleted meanwhile: nothing left to report.
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        // Deleted meanwhile: nothing left to report. Changed meanwhile: the
+        // watch brings the new version, which is synced in turn.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
         result => result
             .map(drop)
             .map_err(|source| Error::Write { pod: key(pod), source }),
