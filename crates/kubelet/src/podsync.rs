@@ -86,7 +86,8 @@ impl Context {
         if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
             return None;
         }
-        let cidr = self.nodes.get(&ObjectRef::new(node)).and_then(|n| pod_cidr(&n));
+        // A node not seen yet by the node watch is synced again once it has a range.
+        let cidr = pod_cidr(&*self.nodes.get(&ObjectRef::new(node))?);
         let Some(cidr) = cidr else {
             if self
                 .warned_no_cidr
