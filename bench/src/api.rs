@@ -31,10 +31,10 @@
 //! numbers are not the targets' conditions).
 
 mod fanout;
-mod levels;
+pub mod levels;
 mod pods;
 mod rate;
-mod server;
+pub mod server;
 
 use crate::report::{Progress, phase};
 use std::collections::BTreeMap;

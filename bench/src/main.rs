@@ -6,6 +6,7 @@ mod api;
 mod lease_churn;
 mod raw;
 mod report;
+mod scheduler;
 mod stats;
 mod store;
 
@@ -34,6 +35,9 @@ enum Command {
     /// Create/get/list/watch latency and throughput of the Kubernetes API
     /// served by `capstan server` (SQLite and etcd) against the targets.
     Api(api::ApiArgs),
+    /// Scheduling throughput on thousands of hollow nodes (upstream
+    /// scheduler_perf's scenarios) and the server's peak memory.
+    Scheduler(scheduler::SchedulerArgs),
 }
 
 fn main() -> Result<()> {
@@ -46,6 +50,7 @@ fn main() -> Result<()> {
         Command::Store(args) => runtime.block_on(store::run(args)),
         Command::LeaseChurn(args) => runtime.block_on(lease_churn::run(args)),
         Command::Api(args) => runtime.block_on(api::run(args)),
+        Command::Scheduler(args) => runtime.block_on(scheduler::run(args)),
     }
 }
 

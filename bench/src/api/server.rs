@@ -66,6 +66,16 @@ impl Server {
     /// etcd at `etcd_url`) and waits until `/readyz` passes. Returns the
     /// guard and an admin client.
     pub async fn start(binary: &Path, root: &Path, etcd_url: Option<&str>) -> Result<(Server, kube::Client)> {
+        Self::start_with(binary, root, etcd_url, &[]).await
+    }
+
+    /// [`Server::start`] with extra `capstan server` flags.
+    pub async fn start_with(
+        binary: &Path,
+        root: &Path,
+        etcd_url: Option<&str>,
+        extra_args: &[String],
+    ) -> Result<(Server, kube::Client)> {
         let dir = tempfile::Builder::new()
             .prefix("capstan-bench-api-")
             .tempdir_in(root)
@@ -85,6 +95,7 @@ impl Server {
         if let Some(url) = etcd_url {
             command.args(["--datastore-endpoint", url]);
         }
+        command.args(extra_args);
         let child = command
             .spawn()
             .with_context(|| format!("starting {} server", binary.display()))?;
@@ -135,7 +146,7 @@ impl Server {
 
     /// The server's peak resident memory so far (VmHWM), in MiB.
     pub fn peak_rss_mib(&self) -> Option<f64> {
-        proc_status_kib(self.pid(), "VmHWM:").map(|kib| stats::round3(kib as f64 / 1024.0))
+        peak_rss_mib(self.pid())
     }
 
     /// The server's soft limit on open files, as the kernel reports it.
@@ -220,6 +231,11 @@ pub fn child_named(name: &str) -> Option<u32> {
     })
 }
 
+/// A process's peak resident memory so far (VmHWM), in MiB.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    proc_status_kib(pid, "VmHWM:").map(|kib| stats::round3(kib as f64 / 1024.0))
+}
+
 /// A `kB` field of `/proc/<pid>/status`.
 fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -228,7 +244,7 @@ fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// User plus system CPU time of a process, from `/proc/<pid>/stat`.
-fn process_cpu(pid: u32) -> Option<Duration> {
+pub fn process_cpu(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();

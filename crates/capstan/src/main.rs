@@ -7,6 +7,7 @@
 //! flags and wires them up. Subcommands whose part is not built yet say so
 //! and exit non-zero rather than pretend.
 
+mod agent;
 mod component;
 mod server;
 
@@ -23,8 +24,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (and, later, a node) on this machine.
     Server(server::ServerArgs),
-    /// Run a node (kubelet and proxy) joined to a server.
-    Agent,
+    /// Run a node (kubelet and proxy) joined to a server; for now only hollow nodes (--simulate N).
+    Agent(agent::AgentArgs),
     /// Run only the API server.
     Apiserver,
     /// Run only the scheduler, against a server's API.
@@ -44,19 +45,30 @@ enum Command {
 }
 
 impl Command {
-    /// The issue that builds a subcommand not built yet.
-    fn not_built_yet(&self) -> Option<(&'static str, &'static str)> {
-        Some(match self {
-            Command::Server(_) | Command::Kubeconfig(_) | Command::Scheduler(_) | Command::ControllerManager(_) => {
+    /// Why a subcommand cannot run yet: its part is not built.
+    fn not_built_yet(&self) -> Option<String> {
+        let (name, part) = match self {
+            Command::Agent(args) if args.simulate.is_none() => {
+                return Some(
+                    "capstan agent: real nodes are not built yet; they arrive with the kubelet (issue #5). \
+                     Use --simulate N for hollow nodes."
+                        .into(),
+                );
+            }
+            Command::Server(_)
+            | Command::Agent(_)
+            | Command::Kubeconfig(_)
+            | Command::Scheduler(_)
+            | Command::ControllerManager(_) => {
                 return None;
             }
-            Command::Agent => ("agent", "the kubelet (issue #5)"),
             Command::Apiserver => ("apiserver", "the API server (issue #3)"),
             Command::Kubelet => ("kubelet", "the kubelet (issue #5)"),
             Command::Proxy => ("proxy", "the service proxy (issue #6)"),
             Command::Token => ("token", "node join with a token (roadmap)"),
             Command::Image => ("image", "image import (issue #5)"),
-        })
+        };
+        Some(format!("capstan {name}: not built yet; it arrives with {part}"))
     }
 }
 
@@ -85,8 +97,8 @@ impl KubeconfigArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Some((name, part)) = cli.command.not_built_yet() {
-        eprintln!("capstan {name}: not built yet; it arrives with {part}");
+    if let Some(message) = cli.command.not_built_yet() {
+        eprintln!("{message}");
         return std::process::ExitCode::from(2);
     }
     tracing_subscriber::fmt()
@@ -99,6 +111,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Server(args) => server::run(args),
         Command::Kubeconfig(args) => args.run(),
+        Command::Agent(args) => {
+            let count = args.simulate.expect("checked by not_built_yet");
+            args.run(count)
+        }
         Command::Scheduler(args) => args.run(component::Component::Scheduler),
         Command::ControllerManager(args) => args.run(component::Component::ControllerManager),
         _ => unreachable!("handled above"),

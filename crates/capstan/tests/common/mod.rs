@@ -200,6 +200,125 @@ impl Drop for Cluster {
     }
 }
 
+/// Hollow nodes: a `capstan agent --simulate N` child process against a
+/// [`Cluster`]. Stopped with SIGTERM (by PID) when dropped; [`kill`](Self::kill)
+/// stops it abruptly, so its leases stop being renewed.
+pub struct HollowNodes {
+    child: Child,
+    log: PathBuf,
+    pub prefix: String,
+    pub count: usize,
+}
+
+impl Cluster {
+    /// Starts `n` hollow nodes (`hollow-0` …) and waits until they are Ready.
+    pub fn simulate(&self, n: usize) -> HollowNodes {
+        self.simulate_with(&["--simulate", &n.to_string()])
+    }
+
+    /// Starts `capstan agent` with `args` (which must include `--simulate N`)
+    /// and waits until its N nodes are Ready.
+    pub fn simulate_with(&self, args: &[&str]) -> HollowNodes {
+        let flag = |name: &str| args.iter().position(|a| *a == name).and_then(|i| args.get(i + 1));
+        let count: usize = flag("--simulate")
+            .and_then(|n| n.parse().ok())
+            .expect("simulate_with needs --simulate N");
+        let prefix = flag("--simulate-prefix").copied().unwrap_or("hollow").to_string();
+        let log = self.dir.path().join(format!("agent-{prefix}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .arg("agent")
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("agent log file"))
+            .spawn()
+            .expect("start capstan agent");
+        let mut nodes = HollowNodes {
+            child,
+            log,
+            prefix,
+            count,
+        };
+        nodes.wait_ready(self);
+        nodes
+    }
+}
+
+impl HollowNodes {
+    /// The node names, `<prefix>-0` … `<prefix>-(N-1)`.
+    pub fn names(&self) -> Vec<String> {
+        (0..self.count).map(|i| format!("{}-{i}", self.prefix)).collect()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the agent at once (SIGKILL): nothing is renewed or cleaned up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn wait_ready(&mut self, cluster: &Cluster) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("capstan agent exited ({status}); log:\n{}", self.log());
+            }
+            let out = cluster.kubectl(&["get", "nodes", "-o", "json"]);
+            if out.status.success() {
+                let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).expect("kubectl printed JSON");
+                let ready = nodes["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|n| {
+                        let name = n["metadata"]["name"].as_str().unwrap_or("");
+                        name.strip_prefix(&format!("{}-", self.prefix))
+                            .is_some_and(|i| i.parse::<usize>().is_ok_and(|i| i < self.count))
+                            && n["status"]["conditions"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+                    .count();
+                if ready == self.count {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "{} hollow nodes not Ready within 60 s; log:\n{}",
+            self.count,
+            self.log()
+        );
+    }
+}
+
+impl Drop for HollowNodes {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
