@@ -973,3 +973,301 @@ async fn update_status(client: &kube::Client, ds: &DaemonSet, status: &DaemonSet
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn node(name: &str, labels: &[(&str, &str)], taints: Value) -> Arc<Node> {
+        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+        Arc::new(
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "spec": {"taints": taints}}))
+                .unwrap(),
+        )
+    }
+
+    fn daemon_set(extra_spec: Value, strategy: Value) -> DaemonSet {
+        let mut pod_spec = json!({"containers": [{"name": "c", "image": "agent:1"}]});
+        pod_spec
+            .as_object_mut()
+            .unwrap()
+            .extend(extra_spec.as_object().unwrap().clone());
+        serde_json::from_value(json!({
+            "metadata": {"name": "agent", "namespace": "default", "uid": "ds-uid", "generation": 2,
+                         "annotations": {TEMPLATE_GENERATION: "2"}},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}}, "updateStrategy": strategy,
+                     "template": {"metadata": {"labels": {"app": "agent"}}, "spec": pod_spec}}
+        }))
+        .unwrap()
+    }
+
+    fn rolling(surge: i32, unavailable: i32) -> Value {
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}})
+    }
+
+    /// A pod on `node` made from revision `hash`, created at second `created`.
+    fn pod(name: &str, node: &str, hash: &str, ready: bool, created: i64) -> Pod {
+        let conditions = if ready {
+            json!([{"type": "Ready", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"}])
+        } else {
+            json!([])
+        };
+        let mut pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": "agent", REVISION_LABEL: hash}},
+            "spec": {"nodeName": node, "containers": []},
+            "status": {"phase": "Running", "conditions": conditions}
+        }))
+        .unwrap();
+        pod.metadata.creation_timestamp = Some(Time(Timestamp::from_second(created).unwrap()));
+        pod
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(2_000_000_000).unwrap()
+    }
+
+    #[test]
+    fn node_eligibility_follows_selector_affinity_and_taints() {
+        let spec = |extra: Value| daemon_set(extra, rolling(0, 1)).spec.unwrap().template.spec.unwrap();
+        let plain = node("n", &[("disk", "ssd")], json!([]));
+        let taint = |key: &str, effect: &str| node("n", &[], json!([{"key": key, "value": "x", "effect": effect}]));
+        assert_eq!(node_should_run(&plain, &spec(json!({}))), (true, true));
+        assert_eq!(
+            node_should_run(&plain, &spec(json!({"nodeSelector": {"disk": "hdd"}}))),
+            (false, false)
+        );
+        let affinity = json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}]}}}});
+        assert_eq!(node_should_run(&plain, &spec(affinity)), (true, true));
+        assert_eq!(
+            node_should_run(&plain, &spec(json!({"nodeName": "other"}))),
+            (false, false)
+        );
+        // NoSchedule keeps new pods away but lets a running one stay; NoExecute evicts.
+        assert_eq!(
+            node_should_run(&taint("dedicated", "NoSchedule"), &spec(json!({}))),
+            (false, true)
+        );
+        assert_eq!(
+            node_should_run(&taint("dedicated", "NoExecute"), &spec(json!({}))),
+            (false, false)
+        );
+        let tolerating = json!({"tolerations": [{"key": "dedicated", "operator": "Exists"}]});
+        assert_eq!(
+            node_should_run(&taint("dedicated", "NoExecute"), &spec(tolerating)),
+            (true, true)
+        );
+        // What every daemon pod tolerates.
+        for (key, effect) in [
+            ("node.kubernetes.io/unschedulable", "NoSchedule"),
+            ("node.kubernetes.io/not-ready", "NoExecute"),
+        ] {
+            assert_eq!(
+                node_should_run(&taint(key, effect), &spec(json!({}))),
+                (true, true),
+                "{key}"
+            );
+        }
+        let network = taint("node.kubernetes.io/network-unavailable", "NoSchedule");
+        assert_eq!(node_should_run(&network, &spec(json!({}))).0, false);
+        assert_eq!(node_should_run(&network, &spec(json!({"hostNetwork": true}))).0, true);
+    }
+
+    #[test]
+    fn daemon_tolerations_replace_a_timed_one() {
+        let spec: PodSpec = serde_json::from_value(json!({"containers": [], "tolerations": [
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+        ]}))
+        .unwrap();
+        let tolerations = daemon_tolerations(&spec);
+        assert_eq!(tolerations.len(), 6);
+        assert_eq!(tolerations[0].key.as_deref(), Some("node.kubernetes.io/not-ready"));
+        assert_eq!(
+            tolerations[0].toleration_seconds, None,
+            "daemon pods are never evicted for it"
+        );
+    }
+
+    #[test]
+    fn pods_are_pinned_by_node_affinity() {
+        let affinity = pin_to_node(None, "n1");
+        let pod: Pod = serde_json::from_value(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [], "affinity": affinity}}),
+        )
+        .unwrap();
+        assert_eq!(target_node(&pod).as_deref(), Some("n1"));
+        let scheduled = self::pod("p", "n2", "h", false, 1);
+        assert_eq!(target_node(&scheduled).as_deref(), Some("n2"));
+    }
+
+    #[test]
+    fn manage_creates_on_eligible_nodes_and_removes_the_rest() {
+        let ds = daemon_set(json!({"nodeSelector": {"role": "edge"}}), rolling(0, 1));
+        let nodes = [
+            node("a", &[("role", "edge")], json!([])),
+            node("b", &[], json!([])),
+            node("c", &[("role", "edge")], json!([{"key": "k", "effect": "NoSchedule"}])),
+            node("d", &[("role", "edge")], json!([])),
+        ];
+        let mut failed = pod("on-d", "d", "h1", false, 1);
+        failed.status.as_mut().unwrap().phase = Some("Failed".into());
+        let mut unscheduled = pod("lost", "", "h1", false, 1);
+        unscheduled.spec.as_mut().unwrap().affinity = Some(pin_to_node(None, "gone"));
+        let pods = [pod("on-b", "b", "h1", true, 1), failed, unscheduled];
+        let daemon = Daemon::new(&ds, &nodes, &pods, "h1", now());
+        let changes = daemon.manage();
+        assert_eq!(changes.create_on, ["a"]);
+        assert_eq!(changes.delete, ["on-b", "on-d", "lost"]);
+        assert_eq!(changes.events[0].1, "FailedDaemonPod");
+        assert_eq!(
+            changes.events[0].2,
+            "Found failed daemon pod default/on-d on node d, will try to kill it"
+        );
+    }
+
+    #[test]
+    fn manage_keeps_only_the_oldest_pod_without_surge() {
+        let ds = daemon_set(json!({}), rolling(0, 1));
+        let nodes = [node("a", &[], json!([]))];
+        let pods = [pod("new", "a", "h1", true, 5), pod("old", "a", "h1", true, 1)];
+        let changes = Daemon::new(&ds, &nodes, &pods, "h1", now()).manage();
+        assert_eq!((changes.create_on.len(), changes.delete), (0, vec!["new".to_string()]));
+    }
+
+    fn three_nodes() -> [Arc<Node>; 3] {
+        [
+            node("a", &[], json!([])),
+            node("b", &[], json!([])),
+            node("c", &[], json!([])),
+        ]
+    }
+
+    #[test]
+    fn rolling_update_deletes_within_max_unavailable() {
+        let ds = daemon_set(json!({}), rolling(0, 1));
+        let nodes = three_nodes();
+        let all_old = [
+            pod("pa", "a", "old", true, 1),
+            pod("pb", "b", "old", true, 1),
+            pod("pc", "c", "old", true, 1),
+        ];
+        let changes = Daemon::new(&ds, &nodes, &all_old, "new", now()).rolling_update();
+        assert_eq!(changes.delete, ["pa"], "one at a time");
+        // A new pod not yet available uses up the budget.
+        let in_progress = [
+            pod("na", "a", "new", false, 2),
+            pod("pb", "b", "old", true, 1),
+            pod("pc", "c", "old", true, 1),
+        ];
+        assert_eq!(
+            Daemon::new(&ds, &nodes, &in_progress, "new", now()).rolling_update(),
+            Changes::default()
+        );
+        // An unavailable old pod is replaced regardless.
+        let broken = [
+            pod("na", "a", "new", false, 2),
+            pod("pb", "b", "old", false, 1),
+            pod("pc", "c", "old", true, 1),
+        ];
+        assert_eq!(
+            Daemon::new(&ds, &nodes, &broken, "new", now()).rolling_update().delete,
+            ["pb"]
+        );
+        // A node without a pod counts as unavailable (manage creates it).
+        let missing = [pod("pb", "b", "old", true, 1), pod("pc", "c", "old", true, 1)];
+        assert_eq!(
+            Daemon::new(&ds, &nodes, &missing, "new", now()).rolling_update(),
+            Changes::default()
+        );
+    }
+
+    #[test]
+    fn rolling_update_with_surge_creates_then_retires() {
+        let ds = daemon_set(json!({}), rolling(1, 0));
+        let nodes = three_nodes();
+        let all_old = [
+            pod("pa", "a", "old", true, 1),
+            pod("pb", "b", "old", true, 1),
+            pod("pc", "c", "old", true, 1),
+        ];
+        let changes = Daemon::new(&ds, &nodes, &all_old, "new", now()).rolling_update();
+        assert_eq!((changes.create_on, changes.delete.len()), (vec!["a".to_string()], 0));
+        let surged = [
+            pod("na", "a", "new", true, 2),
+            pod("pa", "a", "old", true, 1),
+            pod("pb", "b", "old", true, 1),
+        ];
+        let changes = Daemon::new(&ds, &nodes, &surged, "new", now()).rolling_update();
+        assert_eq!(changes.delete, ["pa"], "the replacement is available");
+        assert_eq!(changes.create_on, ["b"]);
+    }
+
+    #[test]
+    fn percentages_round_up_and_zero_budget_means_one() {
+        let nodes = three_nodes();
+        let ds = daemon_set(
+            json!({}),
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}}),
+        );
+        assert_eq!(Daemon::new(&ds, &nodes, &[], "h", now()).rolling_params(), (0, 1));
+        let ds = daemon_set(json!({}), rolling(0, 0));
+        assert_eq!(Daemon::new(&ds, &nodes, &[], "h", now()).rolling_params(), (0, 1));
+    }
+
+    #[test]
+    fn status_counts_each_nodes_oldest_pod() {
+        let ds = daemon_set(json!({"nodeSelector": {"role": "edge"}}), rolling(0, 1));
+        let nodes = [
+            node("a", &[("role", "edge")], json!([])),
+            node("b", &[("role", "edge")], json!([])),
+            node("c", &[("role", "edge")], json!([])),
+            node("x", &[], json!([])),
+        ];
+        let pods = [
+            pod("pa", "a", "new", true, 1),
+            pod("pb", "b", "old", false, 1),
+            pod("px", "x", "new", true, 1),
+        ];
+        let status = Daemon::new(&ds, &nodes, &pods, "new", now()).status();
+        assert_eq!(
+            (
+                status.desired_number_scheduled,
+                status.current_number_scheduled,
+                status.number_misscheduled
+            ),
+            (3, 2, 1)
+        );
+        assert_eq!(status.number_ready, 1);
+        assert_eq!(status.updated_number_scheduled, Some(1));
+        assert_eq!((status.number_available, status.number_unavailable), (Some(1), Some(2)));
+        assert_eq!(status.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn pod_template_carries_revision_labels_and_tolerations() {
+        let ds = daemon_set(json!({}), rolling(0, 1));
+        let template = Daemon::new(&ds, &[], &[], "h1", now()).pod_template();
+        let labels = template.metadata.unwrap().labels.unwrap();
+        assert_eq!(labels[REVISION_LABEL], "h1");
+        assert_eq!(labels[TEMPLATE_GENERATION_LABEL], "2");
+        assert_eq!(template.spec.unwrap().tolerations.unwrap().len(), 6);
+    }
+
+    #[test]
+    fn history_keeps_the_limit_and_live_revisions() {
+        let revision = |n: i64, hash: &str| ControllerRevision {
+            metadata: ObjectMeta {
+                name: Some(format!("agent-{hash}")),
+                labels: Some(BTreeMap::from([(REVISION_LABEL.to_string(), hash.to_string())])),
+                ..ObjectMeta::default()
+            },
+            data: None,
+            revision: n,
+        };
+        let old = vec![revision(3, "c"), revision(1, "a"), revision(2, "b")];
+        let live = HashSet::from(["a".to_string()]);
+        assert_eq!(history_to_delete(old.clone(), &live, 1), ["agent-b", "agent-c"]);
+        assert_eq!(history_to_delete(old, &HashSet::new(), 2), ["agent-a"]);
+    }
+}

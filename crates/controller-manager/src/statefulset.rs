@@ -774,3 +774,278 @@ async fn write_status(client: &kube::Client, set: &StatefulSet, status: Stateful
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::Value;
+
+    fn set(replicas: i32, extra: Value) -> StatefulSet {
+        let mut spec = json!({
+            "replicas": replicas, "serviceName": "nginx",
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+        });
+        spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(
+            json!({"metadata": {"name": "web", "namespace": "default", "uid": "set-uid"}, "spec": spec}),
+        )
+        .unwrap()
+    }
+
+    /// `web-<ordinal>` at `revision`, Running; Ready when `ready`.
+    fn pod(ordinal: i32, revision: &str, ready: bool) -> Pod {
+        let condition = if ready { "True" } else { "False" };
+        let mut pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": format!("web-{ordinal}"), "namespace": "default",
+                         "labels": {"app": "web", REVISION_LABEL: revision, POD_NAME_LABEL: format!("web-{ordinal}")}},
+            "spec": {"containers": []},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": condition,
+                        "lastTransitionTime": "2020-01-01T00:00:00Z"}]}
+        }))
+        .unwrap();
+        pod.metadata.creation_timestamp = Some(Time(Timestamp::from_second(1).unwrap()));
+        pod
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(2_000_000_000).unwrap()
+    }
+
+    fn del(ordinal: i32, for_update: bool) -> Step {
+        Step::Delete {
+            pod: format!("web-{ordinal}"),
+            for_update,
+        }
+    }
+
+    #[test]
+    fn ordinals_come_from_the_name() {
+        let s = set(1, json!({}));
+        let named = |n: &str| -> Pod { serde_json::from_value(json!({"metadata": {"name": n}})).unwrap() };
+        assert_eq!(ordinal_of(&s, &named("web-0")), Some(0));
+        assert_eq!(ordinal_of(&s, &named("web-12")), Some(12));
+        assert_eq!(ordinal_of(&s, &named("web-x")), None);
+        assert_eq!(ordinal_of(&s, &named("webx-1")), None, "not a member");
+        assert_eq!(ordinal_of(&s, &named("web-")), None);
+    }
+
+    #[test]
+    fn ordered_ready_creates_one_at_a_time_in_order() {
+        let s = set(3, json!({}));
+        assert_eq!(plan(&s, &[], "r1", now()), [Step::Create(0)]);
+        assert_eq!(
+            plan(&s, &[pod(0, "r1", false)], "r1", now()),
+            [],
+            "web-1 waits for web-0"
+        );
+        assert_eq!(plan(&s, &[pod(0, "r1", true)], "r1", now()), [Step::Create(1)]);
+        let mut pending = pod(0, "r1", false);
+        pending.status.as_mut().unwrap().phase = Some("Pending".into());
+        assert_eq!(plan(&s, &[pending], "r1", now()), []);
+        // A missing lower ordinal is recreated before anything else.
+        assert_eq!(plan(&s, &[pod(1, "r1", true)], "r1", now()), [Step::Create(0)]);
+    }
+
+    #[test]
+    fn parallel_creates_and_deletes_everything_at_once() {
+        let s = set(3, json!({"podManagementPolicy": "Parallel"}));
+        assert_eq!(
+            plan(&s, &[], "r1", now()),
+            [Step::Create(0), Step::Create(1), Step::Create(2)]
+        );
+        let s = set(1, json!({"podManagementPolicy": "Parallel"}));
+        let pods = [pod(0, "r1", true), pod(1, "r1", false), pod(2, "r1", true)];
+        assert_eq!(plan(&s, &pods, "r1", now()), [del(2, false), del(1, false)]);
+    }
+
+    #[test]
+    fn scale_down_goes_in_reverse_and_waits_for_health() {
+        let s = set(1, json!({}));
+        let pods = [pod(0, "r1", true), pod(1, "r1", true), pod(2, "r1", true)];
+        assert_eq!(plan(&s, &pods, "r1", now()), [del(2, false)]);
+        // The first unhealthy pod may go even while unhealthy...
+        let pods = [pod(0, "r1", true), pod(1, "r1", true), pod(2, "r1", false)];
+        assert_eq!(plan(&s, &pods, "r1", now()), [del(2, false)]);
+        // ...but nothing goes while a pod that stays is unhealthy.
+        let pods = [pod(0, "r1", false), pod(1, "r1", true), pod(2, "r1", true)];
+        assert_eq!(plan(&s, &pods, "r1", now()), []);
+        let mut going = pod(2, "r1", true);
+        going.metadata.deletion_timestamp = Some(Time(now()));
+        assert_eq!(
+            plan(&s, &[pod(0, "r1", true), pod(1, "r1", true), going], "r1", now()),
+            []
+        );
+    }
+
+    #[test]
+    fn unhealthy_pods_halt_ordered_progress() {
+        let s = set(3, json!({}));
+        let pods = [pod(0, "r1", true), pod(1, "r1", false)];
+        assert_eq!(plan(&s, &pods, "r1", now()), []);
+        let mut failed = pod(1, "r1", false);
+        failed.status.as_mut().unwrap().phase = Some("Failed".into());
+        assert_eq!(plan(&s, &[pod(0, "r1", true), failed], "r1", now()), [del(1, false)]);
+    }
+
+    #[test]
+    fn rolling_update_replaces_the_highest_ordinal_first() {
+        let s = set(3, json!({}));
+        let old = [pod(0, "r1", true), pod(1, "r1", true), pod(2, "r1", true)];
+        assert_eq!(plan(&s, &old, "r2", now()), [del(2, true)]);
+        let halfway = [pod(0, "r1", true), pod(1, "r1", true), pod(2, "r2", true)];
+        assert_eq!(plan(&s, &halfway, "r2", now()), [del(1, true)]);
+        let waiting = [pod(0, "r1", true), pod(1, "r1", true), pod(2, "r2", false)];
+        assert_eq!(plan(&s, &waiting, "r2", now()), [], "web-2 must be ready first");
+        assert_eq!(
+            plan(&s, &old[..2], "r2", now()),
+            [Step::Create(2)],
+            "recreated before updating on"
+        );
+    }
+
+    #[test]
+    fn partition_keeps_lower_ordinals_and_on_delete_waits() {
+        let s = set(
+            3,
+            json!({"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}}),
+        );
+        let pods = [pod(0, "r1", true), pod(1, "r1", true), pod(2, "r2", true)];
+        assert_eq!(plan(&s, &pods, "r2", now()), []);
+        assert!(at_current_revision(&s, 1) && !at_current_revision(&s, 2));
+        let s = set(3, json!({"updateStrategy": {"type": "OnDelete"}}));
+        let pods = [pod(0, "r1", true), pod(1, "r1", true), pod(2, "r1", true)];
+        assert_eq!(plan(&s, &pods, "r2", now()), []);
+        assert!(!at_current_revision(&s, 0), "recreated pods take the new template");
+    }
+
+    #[test]
+    fn pods_get_identity_revision_and_claims() {
+        let s = set(
+            2,
+            json!({"volumeClaimTemplates": [{"metadata": {"name": "www", "labels": {"tier": "db"}},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}),
+        );
+        let p = new_pod(&s, 1, "web-abc");
+        assert_eq!(p.name_any(), "web-1");
+        assert_eq!(p.labels()[POD_NAME_LABEL], "web-1");
+        assert_eq!(p.labels()[POD_INDEX_LABEL], "1");
+        assert_eq!(p.labels()[REVISION_LABEL], "web-abc");
+        assert_eq!(p.owner_references()[0].kind, "StatefulSet");
+        let spec = p.spec.unwrap();
+        assert_eq!(
+            (spec.hostname.as_deref(), spec.subdomain.as_deref()),
+            (Some("web-1"), Some("nginx"))
+        );
+        let volume = &spec.volumes.unwrap()[0];
+        assert_eq!(volume.name, "www");
+        assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, "www-web-1");
+        let claim = &claims_for(&s, 1)[0];
+        assert_eq!(claim.name_any(), "www-web-1");
+        assert_eq!(claim.labels()["tier"], "db");
+        assert_eq!(claim.labels()["app"], "web");
+    }
+
+    #[test]
+    fn claim_owners_follow_the_retention_policy() {
+        let policy = |deleted: &str, scaled: &str| {
+            let mut s = set(
+                1,
+                json!({"persistentVolumeClaimRetentionPolicy": {"whenDeleted": deleted, "whenScaled": scaled}}),
+            );
+            s.metadata.uid = Some("set-uid".into());
+            s
+        };
+        let claim = PersistentVolumeClaim::default();
+        let mut p = pod(1, "r1", true);
+        p.metadata.uid = Some("pod-uid".into());
+        let kinds = |refs: Option<Vec<OwnerReference>>| refs.map(|r| r.into_iter().map(|r| r.kind).collect::<Vec<_>>());
+        assert_eq!(
+            kinds(wanted_claim_owners(&claim, &policy("Retain", "Retain"), &p, true)),
+            None
+        );
+        assert_eq!(
+            kinds(wanted_claim_owners(&claim, &policy("Delete", "Retain"), &p, true)),
+            Some(vec!["StatefulSet".into()])
+        );
+        assert_eq!(
+            kinds(wanted_claim_owners(&claim, &policy("Retain", "Delete"), &p, true)),
+            None
+        );
+        assert_eq!(
+            kinds(wanted_claim_owners(&claim, &policy("Retain", "Delete"), &p, false)),
+            Some(vec!["Pod".into()])
+        );
+        assert_eq!(
+            kinds(wanted_claim_owners(&claim, &policy("Delete", "Delete"), &p, false)),
+            Some(vec!["Pod".into()])
+        );
+        let owned = PersistentVolumeClaim {
+            metadata: kube::api::ObjectMeta {
+                owner_references: Some(vec![controller_reference(&policy("Delete", "Retain"))]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            kinds(wanted_claim_owners(&owned, &policy("Delete", "Retain"), &p, true)),
+            None,
+            "already right"
+        );
+        assert_eq!(
+            kinds(wanted_claim_owners(&owned, &policy("Retain", "Retain"), &p, true)),
+            Some(vec![]),
+            "released"
+        );
+        assert!(claim_is_stale(
+            &PersistentVolumeClaim {
+                metadata: kube::api::ObjectMeta {
+                    owner_references: Some(vec![controller_reference(&p)]),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            "web-1"
+        ));
+    }
+
+    #[test]
+    fn status_counts_revisions_and_completes_the_update() {
+        let s = set(3, json!({}));
+        let pods = [pod(0, "r1", true), pod(1, "r2", true), pod(2, "r2", false)];
+        let mut status = compute_status(&s, &pods, "r1", "r2", now());
+        assert_eq!(status.replicas, 3);
+        assert_eq!((status.ready_replicas, status.available_replicas), (Some(2), Some(2)));
+        assert_eq!((status.current_replicas, status.updated_replicas), (Some(1), Some(2)));
+        complete_rolling_update(&s, &mut status);
+        assert_eq!(
+            status.current_revision.as_deref(),
+            Some("r1"),
+            "not all updated and ready"
+        );
+        let done = [pod(0, "r2", true), pod(1, "r2", true), pod(2, "r2", true)];
+        let mut status = compute_status(&s, &done, "r1", "r2", now());
+        complete_rolling_update(&s, &mut status);
+        assert_eq!(
+            (status.current_revision.as_deref(), status.current_replicas),
+            (Some("r2"), Some(3))
+        );
+    }
+
+    #[test]
+    fn history_truncation_spares_live_revisions() {
+        let s = set(1, json!({}));
+        let revisions: Vec<ControllerRevision> = (1..=4)
+            .map(|n| {
+                let mut r = history::new_revision(&s, &Default::default(), json!({"n": n}), n, None);
+                r.metadata.name = Some(format!("web-{n}"));
+                r
+            })
+            .collect();
+        let live = HashSet::from(["web-1".to_string(), "web-4".to_string()]);
+        assert_eq!(history_to_truncate(&revisions, &live, 1), ["web-2"]);
+        assert!(history_to_truncate(&revisions, &live, 2).is_empty());
+    }
+}
