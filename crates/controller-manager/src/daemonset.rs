@@ -488,6 +488,10 @@ impl Changes {
     }
 }
 
+/// A node's non-deleted pods made from the current template and from an
+/// older one; `None` when it has several of one kind.
+type NewAndOld<'a> = Option<(Option<&'a Pod>, Option<&'a Pod>)>;
+
 /// A DaemonSet with its nodes and pods at one instant: the pure half of
 /// the controller.
 pub struct Daemon<'a> {
@@ -675,10 +679,9 @@ impl<'a> Daemon<'a> {
             .collect()
     }
 
-    /// Every node that should run a pod, with the non-deleted (new, old)
-    /// pods on it; `None` when it has several of one kind (the manage
-    /// step prunes those first).
-    fn update_slots(&self) -> Vec<(&'a Node, Option<(Option<&'a Pod>, Option<&'a Pod>)>)> {
+    /// Every node that has or should run a pod, with its pods (the manage
+    /// step prunes nodes with several of a kind first).
+    fn update_slots(&self) -> Vec<(&'a Node, NewAndOld<'a>)> {
         let spec = self.spec();
         let mut names: Vec<String> = self.by_node.keys().cloned().collect();
         for node in &self.nodes {
@@ -695,7 +698,7 @@ impl<'a> Daemon<'a> {
     }
 
     /// Upstream's `findUpdatedPodsOnNode`.
-    fn new_and_old(&self, node: &str) -> Option<(Option<&'a Pod>, Option<&'a Pod>)> {
+    fn new_and_old(&self, node: &str) -> NewAndOld<'a> {
         let (mut new, mut old) = (None, None);
         for pod in self.pods_on(node).iter().filter(|p| !deleting(p)) {
             let slot = if self.updated(pod) { &mut new } else { &mut old };
@@ -1070,8 +1073,8 @@ mod tests {
             );
         }
         let network = taint("node.kubernetes.io/network-unavailable", "NoSchedule");
-        assert_eq!(node_should_run(&network, &spec(json!({}))).0, false);
-        assert_eq!(node_should_run(&network, &spec(json!({"hostNetwork": true}))).0, true);
+        assert!(!node_should_run(&network, &spec(json!({}))).0);
+        assert!(node_should_run(&network, &spec(json!({"hostNetwork": true}))).0);
     }
 
     #[test]

@@ -215,7 +215,7 @@ pub fn plan(set: &StatefulSet, pods: &[Pod], update_revision: &str, now: Timesta
             None => {}
         }
     }
-    condemned.sort_by(|a, b| b.0.cmp(&a.0));
+    condemned.sort_by_key(|(ordinal, _)| std::cmp::Reverse(*ordinal));
     let spec = set.spec.clone().unwrap_or_default();
     let monotonic = spec.pod_management_policy.as_deref() != Some("Parallel");
     let available = |p: &Pod| is_available(p, min_ready_seconds(set), now);
@@ -518,7 +518,7 @@ fn wanted_claim_owners(
     }
     let mut wanted: Vec<OwnerReference> = refs
         .iter()
-        .filter(|r| !refers_to(*r, set) && !refers_to(*r, pod))
+        .filter(|r| !refers_to(r, set) && !refers_to(r, pod))
         .cloned()
         .collect();
     if when_scaled && !in_range {
@@ -568,8 +568,11 @@ impl Sync<'_> {
     /// Fixes claim owners for the existing pods, then takes the steps;
     /// returns how many pods were deleted for the rolling update.
     async fn run(&self, pods: &[Pod], steps: Vec<Step>) -> Result<i32, Error> {
-        for pod in pods.iter().filter(|p| !deleting(p)) {
-            self.fix_claim_owners(pod).await?;
+        if self.has_claims() {
+            let claims = self.claims.list(&ListParams::default()).await?.items;
+            for pod in pods.iter().filter(|p| !deleting(p)) {
+                self.fix_claim_owners(pod, &claims).await?;
+            }
         }
         let mut updated = 0;
         for step in steps {
@@ -604,13 +607,12 @@ impl Sync<'_> {
         }
         match self.pods().create(&PostParams::default(), &pod).await {
             Ok(created) => {
-                self.event(
-                    "Normal",
-                    "SuccessfulCreate",
-                    &format!("create Pod {name} in StatefulSet {} successful", self.set.name_any()),
-                )
-                .await;
-                self.fix_claim_owners(&created).await?;
+                let message = format!("create Pod {name} in StatefulSet {} successful", self.set.name_any());
+                self.event("Normal", "SuccessfulCreate", &message).await;
+                if self.has_claims() {
+                    let claims = self.claims.list(&ListParams::default()).await?.items;
+                    self.fix_claim_owners(&created, &claims).await?;
+                }
                 Ok(true)
             }
             Err(kube::Error::Api(status)) if status.code == 409 => Err(kube::Error::Api(status).into()),
@@ -659,20 +661,21 @@ impl Sync<'_> {
         }
     }
 
-    /// Sets the owners of `pod`'s claims as the retention policy wants.
-    async fn fix_claim_owners(&self, pod: &Pod) -> Result<(), Error> {
-        let Some(ordinal) = ordinal_of(self.set, pod).filter(|_| self.has_claims()) else {
+    /// Sets the owners of `pod`'s claims (among `live`) as the retention
+    /// policy wants.
+    async fn fix_claim_owners(&self, pod: &Pod, live: &[PersistentVolumeClaim]) -> Result<(), Error> {
+        let Some(ordinal) = ordinal_of(self.set, pod) else {
             return Ok(());
         };
-        for claim in claims_for(self.set, ordinal) {
-            let Some(live) = self.claims.get_opt(&claim.name_any()).await? else {
+        for wanted in claims_for(self.set, ordinal) {
+            let Some(claim) = live.iter().find(|c| c.name_any() == wanted.name_any()) else {
                 continue;
             };
-            if let Some(owners) = wanted_claim_owners(&live, self.set, pod, in_range(self.set, ordinal)) {
+            if let Some(owners) = wanted_claim_owners(claim, self.set, pod, in_range(self.set, ordinal)) {
                 let patch =
-                    json!({"metadata": {"ownerReferences": owners, "resourceVersion": live.resource_version()}});
+                    json!({"metadata": {"ownerReferences": owners, "resourceVersion": claim.resource_version()}});
                 self.claims
-                    .patch(&live.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                    .patch(&claim.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
             }
         }
