@@ -39,6 +39,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
@@ -187,6 +188,21 @@ fn min_ready_seconds(ds: &DaemonSet) -> i32 {
 
 fn template(ds: &DaemonSet) -> PodTemplateSpec {
     ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default()
+}
+
+/// Upstream's `updatedDesiredNodeCounts`: (maxSurge, maxUnavailable) in
+/// pods, percentages of the desired count rounded up; when both come to
+/// zero, one pod may be unavailable so that the update can progress.
+fn rolling_budget(ds: &DaemonSet, desired: i32) -> (i32, i32) {
+    let strategy = ds.spec.as_ref().and_then(|s| s.update_strategy.as_ref());
+    let rolling = strategy.and_then(|s| s.rolling_update.as_ref());
+    let count = |v: Option<&IntOrString>| v.map_or(0, |v| int_or_percent(v, desired, true));
+    let surge = count(rolling.and_then(|r| r.max_surge.as_ref()));
+    let unavailable = count(rolling.and_then(|r| r.max_unavailable.as_ref()));
+    if desired > 0 && surge == 0 && unavailable == 0 {
+        return (0, 1);
+    }
+    (surge, unavailable)
 }
 
 /// Upstream's `GetTemplateGeneration`.
@@ -496,9 +512,14 @@ type NewAndOld<'a> = Option<(Option<&'a Pod>, Option<&'a Pod>)>;
 /// the controller.
 pub struct Daemon<'a> {
     ds: &'a DaemonSet,
-    nodes: Vec<&'a Node>,
+    /// Every node, by name, with upstream's (should run, may keep running).
+    nodes: Vec<(&'a Node, (bool, bool))>,
+    /// How many nodes should run a pod.
+    desired: i32,
+    /// (maxSurge, maxUnavailable) in pods.
+    budget: (i32, i32),
     /// Upstream's `getNodesToDaemonPods`: pods by the node they are (meant
-    /// to be) on; every node in `nodes` that should run a pod has an entry.
+    /// to be) on.
     by_node: BTreeMap<String, Vec<&'a Pod>>,
     hash: &'a str,
     generation: Option<i64>,
@@ -519,20 +540,21 @@ impl<'a> Daemon<'a> {
                 by_node.entry(node).or_default().push(pod);
             }
         }
-        let mut nodes: Vec<&Node> = nodes.iter().map(Arc::as_ref).collect();
-        nodes.sort_by_key(|n| n.name_any());
+        let spec = template(ds).spec.unwrap_or_default();
+        let mut nodes: Vec<(&Node, (bool, bool))> =
+            nodes.iter().map(|n| (n.as_ref(), node_should_run(n, &spec))).collect();
+        nodes.sort_by_key(|(n, _)| n.name_any());
+        let desired = nodes.iter().filter(|(_, (run, _))| *run).count() as i32;
         Daemon {
             ds,
             nodes,
+            desired,
+            budget: rolling_budget(ds, desired),
             by_node,
             hash,
             generation: template_generation(ds),
             now,
         }
-    }
-
-    fn spec(&self) -> PodSpec {
-        template(self.ds).spec.unwrap_or_default()
     }
 
     fn min_ready(&self) -> i32 {
@@ -557,42 +579,16 @@ impl<'a> Daemon<'a> {
         self.by_node.get(node).map_or(&[], Vec::as_slice)
     }
 
-    fn rolling_params(&self) -> (i32, i32) {
-        let rolling = self
-            .ds
-            .spec
-            .as_ref()
-            .and_then(|s| s.update_strategy.as_ref())
-            .and_then(|s| s.rolling_update.as_ref());
-        let desired = self.desired();
-        let count = |v: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>| {
-            v.map_or(0, |v| int_or_percent(v, desired, true))
-        };
-        let surge = count(rolling.and_then(|r| r.max_surge.as_ref()));
-        let unavailable = count(rolling.and_then(|r| r.max_unavailable.as_ref()));
-        // Both zero would stall the update; upstream then accepts one unavailable.
-        if desired > 0 && surge == 0 && unavailable == 0 {
-            return (0, 1);
-        }
-        (surge, unavailable)
-    }
-
     fn allows_surge(&self) -> bool {
-        is_rolling_update(self.ds) && self.rolling_params().0 > 0
-    }
-
-    fn desired(&self) -> i32 {
-        let spec = self.spec();
-        self.nodes.iter().filter(|n| node_should_run(n, &spec).0).count() as i32
+        is_rolling_update(self.ds) && self.budget.0 > 0
     }
 
     /// Upstream's `manage`: a pod for every node that should run one and
     /// has none; no pods where none may run; finished pods replaced.
     pub fn manage(&self) -> Changes {
         let mut changes = Changes::default();
-        let spec = self.spec();
-        for node in &self.nodes {
-            self.pods_should_be_on_node(node, node_should_run(node, &spec), &mut changes);
+        for (node, eligible) in &self.nodes {
+            self.pods_should_be_on_node(node, *eligible, &mut changes);
         }
         changes.delete.extend(self.unscheduled_without_node());
         changes
@@ -671,7 +667,7 @@ impl<'a> Daemon<'a> {
     /// Upstream's `getUnscheduledPodsWithoutNode`: pods meant for a node
     /// that no longer exists (pod GC only collects scheduled ones).
     fn unscheduled_without_node(&self) -> Vec<String> {
-        let existing: HashSet<String> = self.nodes.iter().map(|n| n.name_any()).collect();
+        let existing: HashSet<String> = self.nodes.iter().map(|(n, _)| n.name_any()).collect();
         self.by_node
             .iter()
             .filter(|(node, _)| !existing.contains(*node))
@@ -679,21 +675,13 @@ impl<'a> Daemon<'a> {
             .collect()
     }
 
-    /// Every node that has or should run a pod, with its pods (the manage
-    /// step prunes nodes with several of a kind first).
-    fn update_slots(&self) -> Vec<(&'a Node, NewAndOld<'a>)> {
-        let spec = self.spec();
-        let mut names: Vec<String> = self.by_node.keys().cloned().collect();
-        for node in &self.nodes {
-            if node_should_run(node, &spec).0 && !self.by_node.contains_key(&node.name_any()) {
-                names.push(node.name_any());
-            }
-        }
-        names.sort();
-        let nodes: HashMap<String, &Node> = self.nodes.iter().map(|n| (n.name_any(), *n)).collect();
-        names
-            .into_iter()
-            .filter_map(|name| nodes.get(&name).map(|n| (*n, self.new_and_old(&name))))
+    /// Every node that has or should run a pod, whether it should, and
+    /// its pods (the manage step prunes nodes with several of a kind first).
+    fn update_slots(&self) -> Vec<(&'a Node, bool, NewAndOld<'a>)> {
+        self.nodes
+            .iter()
+            .filter(|(node, (run, _))| *run || self.by_node.contains_key(&node.name_any()))
+            .map(|(node, (run, _))| (*node, *run, self.new_and_old(&node.name_any())))
             .collect()
     }
 
@@ -713,7 +701,7 @@ impl<'a> Daemon<'a> {
     /// (delete first) or, with `maxSurge`, new pods created next to old
     /// ones, which go once their replacement is available.
     pub fn rolling_update(&self) -> Changes {
-        let (surge, unavailable) = self.rolling_params();
+        let (surge, unavailable) = self.budget;
         if surge == 0 {
             self.roll_within_unavailability(unavailable)
         } else {
@@ -725,7 +713,7 @@ impl<'a> Daemon<'a> {
         let mut unavailable = 0;
         let mut replace = Vec::new();
         let mut candidates = Vec::new();
-        for (_, slot) in self.update_slots() {
+        for (_, _, slot) in self.update_slots() {
             match slot {
                 None | Some((None, None)) | Some((Some(_), Some(_))) => unavailable += 1,
                 Some((Some(new), None)) => unavailable += i32::from(!self.available(new)),
@@ -746,12 +734,11 @@ impl<'a> Daemon<'a> {
     }
 
     fn roll_with_surge(&self, max_surge: i32) -> Changes {
-        let spec = self.spec();
         let mut changes = Changes::default();
         let (mut surging, mut available) = (0, 0);
         let mut candidates = Vec::new();
         let mut sunset = Vec::new();
-        for (node, slot) in self.update_slots() {
+        for (node, should_run, slot) in self.update_slots() {
             let Some((new, old)) = slot else {
                 surging += 1;
                 continue;
@@ -759,7 +746,6 @@ impl<'a> Daemon<'a> {
             if old.or(new).is_some_and(|p| self.available(p)) {
                 available += 1;
             }
-            let should_run = node_should_run(node, &spec).0;
             match (new, old) {
                 // Nothing old here: the manage step looks after this node.
                 (_, None) => {}
@@ -776,7 +762,7 @@ impl<'a> Daemon<'a> {
         }
         // Pods on nodes that no longer qualify go only while enough others
         // are available, so availability never drops.
-        let deletable = (available - self.desired()).max(0) as usize;
+        let deletable = (available - self.desired).max(0) as usize;
         changes.delete.extend(sunset.into_iter().take(deletable));
         let room = (max_surge - surging).max(0) as usize;
         changes.create_on.extend(candidates.into_iter().take(room));
@@ -785,16 +771,14 @@ impl<'a> Daemon<'a> {
 
     /// Upstream's `updateDaemonSetStatus`, judged by each node's oldest pod.
     pub fn status(&self) -> DaemonSetStatus {
-        let spec = self.spec();
         let mut status = DaemonSetStatus {
             observed_generation: self.ds.metadata.generation,
             collision_count: self.ds.status.as_ref().and_then(|s| s.collision_count),
             ..DaemonSetStatus::default()
         };
         let (mut updated, mut available) = (0, 0);
-        for node in &self.nodes {
+        for (node, (should_run, _)) in &self.nodes {
             let mut pods = self.pods_on(&node.name_any()).to_vec();
-            let should_run = node_should_run(node, &spec).0;
             if !should_run {
                 status.number_misscheduled += i32::from(!pods.is_empty());
                 continue;
@@ -1213,9 +1197,9 @@ mod tests {
             json!({}),
             json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}}),
         );
-        assert_eq!(Daemon::new(&ds, &nodes, &[], "h", now()).rolling_params(), (0, 1));
+        assert_eq!(Daemon::new(&ds, &nodes, &[], "h", now()).budget, (0, 1));
         let ds = daemon_set(json!({}), rolling(0, 0));
-        assert_eq!(Daemon::new(&ds, &nodes, &[], "h", now()).rolling_params(), (0, 1));
+        assert_eq!(Daemon::new(&ds, &nodes, &[], "h", now()).budget, (0, 1));
     }
 
     #[test]
@@ -1255,6 +1239,28 @@ mod tests {
         assert_eq!(labels[REVISION_LABEL], "h1");
         assert_eq!(labels[TEMPLATE_GENERATION_LABEL], "2");
         assert_eq!(template.spec.unwrap().tolerations.unwrap().len(), 6);
+    }
+
+    #[test]
+    fn only_placement_changes_of_nodes_wake_daemon_sets() {
+        let with = |labels: &[(&str, &str)], taints: Value| (*node("n", labels, taints)).clone();
+        let events = vec![
+            Ok(watcher::Event::InitApply(with(&[("a", "1")], json!([])))),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(with(&[("a", "1")], json!([])))),
+            Ok(watcher::Event::Apply(with(&[("a", "2")], json!([])))),
+            Ok(watcher::Event::Apply(with(
+                &[("a", "2")],
+                json!([{"key": "k", "effect": "NoSchedule"}]),
+            ))),
+            Ok(watcher::Event::Delete(with(&[("a", "2")], json!([])))),
+        ];
+        let woken: Vec<Node> = futures::executor::block_on(
+            placement_changes(futures::stream::iter(events))
+                .map(Result::unwrap)
+                .collect(),
+        );
+        assert_eq!(woken.len(), 4, "the heartbeat-like repeat is dropped");
     }
 
     #[test]
