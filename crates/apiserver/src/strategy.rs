@@ -59,8 +59,35 @@ pub fn prepare_for_create(
     if resource.kind == "Job" {
         generate_job_selector(object);
     }
+    if resource.kind == "DaemonSet" {
+        daemon_set_template_generation(object, None);
+    }
     server_labels(resource, object);
     Ok(())
+}
+
+/// Upstream's DaemonSet `spec.templateGeneration`, which apps/v1 carries as
+/// the annotation `deprecated.daemonset.template.generation`: 1 at
+/// creation, one more each time the pod template changes, never set by
+/// clients. The daemonset controller labels pods with it.
+fn daemon_set_template_generation(new: &mut Object, old: Option<&Object>) {
+    const KEY: &str = "deprecated.daemonset.template.generation";
+    let generation = old.map_or(1, |old| {
+        let annotations = old.pointer("/metadata/annotations");
+        let previous = annotations
+            .and_then(|a| a.get(KEY))
+            .and_then(Value::as_str)
+            .and_then(|g| g.parse::<i64>().ok())
+            .unwrap_or(0);
+        previous + i64::from(new.pointer("/spec/template") != old.pointer("/spec/template"))
+    });
+    let annotations = meta::metadata_mut(new)
+        .entry("annotations")
+        .or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    annotations[KEY] = generation.to_string().into();
 }
 
 /// Upstream's Job selector generation: unless `manualSelector` is set, a
@@ -143,6 +170,9 @@ pub fn prepare_for_update(
         }
     }
     copy_meta(new, old, SERVER_OWNED_META);
+    if resource.kind == "DaemonSet" && subresource.is_none() {
+        daemon_set_template_generation(new, Some(old));
+    }
     server_labels(resource, new);
     if has_generation(resource) {
         let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
@@ -429,6 +459,24 @@ mod tests {
             labels_only["metadata"]["generation"], 3,
             "metadata changes do not bump generation"
         );
+    }
+
+    #[test]
+    fn daemon_set_template_generation_counts_template_changes() {
+        let ds = lookup("apps", "v1", "daemonsets").unwrap();
+        let generation = |o: &Value| o["metadata"]["annotations"]["deprecated.daemonset.template.generation"].clone();
+        let mut created = json!({"metadata": {"name": "d", "annotations": {"deprecated.daemonset.template.generation": "7"}},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "a"}]}}}});
+        prepare_for_create(ds, &mut created, Some("default")).unwrap();
+        assert_eq!(generation(&created), "1", "clients cannot set it");
+        let mut same = created.clone();
+        same["spec"]["minReadySeconds"] = 5.into();
+        prepare_for_update(ds, None, &mut same, &created).unwrap();
+        assert_eq!(generation(&same), "1");
+        let mut changed = same.clone();
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] = "b".into();
+        prepare_for_update(ds, None, &mut changed, &same).unwrap();
+        assert_eq!(generation(&changed), "2");
     }
 
     #[test]

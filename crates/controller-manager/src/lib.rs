@@ -7,11 +7,14 @@
 //! upstream controller it implements. Start with [`run`], which starts them
 //! all on one client; then read any controller module, e.g. [`namespace`].
 
+pub mod daemonset;
 pub mod deployment;
 pub mod garbagecollector;
+pub mod history;
 pub mod namespace;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 
 use std::future::Future;
 
@@ -23,6 +26,8 @@ pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send
             serviceaccount::run(client.clone()),
             replicaset::run(client.clone()),
             deployment::run(client.clone()),
+            daemonset::run(client.clone()),
+            statefulset::run(client.clone()),
             garbagecollector::run(client.clone()),
         );
     };

@@ -142,7 +142,7 @@ async fn create_pods(client: &kube::Client, rs: &ReplicaSet, count: usize) -> Re
 
 /// A pod for `owner` from `template`: `<owner>-<5 random chars>`, with a
 /// controller reference that blocks the owner's foreground deletion.
-pub(crate) fn pod_from_template(template: &PodTemplateSpec, owner: &ReplicaSet) -> Pod {
+pub(crate) fn pod_from_template<K: Resource<DynamicType = ()>>(template: &PodTemplateSpec, owner: &K) -> Pod {
     let meta = template.metadata.clone().unwrap_or_default();
     Pod {
         metadata: ObjectMeta {
@@ -373,11 +373,29 @@ where
     O: Resource<DynamicType = ()>,
     D: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
+    claim_where(api, owner, all, |object| {
+        selector_matches(selector, object.meta().labels.as_ref().unwrap_or(&BTreeMap::new()))
+    })
+    .await
+}
+
+/// [`claim`] with any test of what the owner should control (upstream's
+/// selector plus `ClaimPods` filters).
+pub(crate) async fn claim_where<O, D>(
+    api: &Api<D>,
+    owner: &O,
+    all: Vec<D>,
+    belongs: impl Fn(&D) -> bool,
+) -> Result<Vec<D>, Error>
+where
+    O: Resource<DynamicType = ()>,
+    D: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let uid = owner.meta().uid.clone().unwrap_or_default();
     let owner_deleting = owner.meta().deletion_timestamp.is_some();
     let mut claimed = Vec::new();
     for object in all {
-        let matches = selector_matches(selector, object.meta().labels.as_ref().unwrap_or(&BTreeMap::new()));
+        let matches = belongs(&object);
         let deleting = object.meta().deletion_timestamp.is_some();
         match controller_of(object.meta()) {
             Some(r) if r.uid != uid => {}

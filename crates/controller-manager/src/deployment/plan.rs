@@ -11,6 +11,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
+use crate::history::{fnv32a, prune, safe_encode};
+
 pub const HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
 pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
@@ -29,7 +31,7 @@ const NOT_COPIED: &[&str] = &[
 /// The API's defaults, for objects that come without them.
 const DEFAULT_SURGE_OR_UNAVAILABLE: &str = "25%";
 const DEFAULT_PROGRESS_DEADLINE: i32 = 600;
-pub const DEFAULT_HISTORY_LIMIT: i32 = 10;
+pub use crate::history::DEFAULT_HISTORY_LIMIT;
 
 pub fn desired(d: &Deployment) -> i32 {
     d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
@@ -59,7 +61,12 @@ pub fn is_recreate(d: &Deployment) -> bool {
 /// down for unavailability, as upstream's `GetScaledValueFromIntOrPercent`.
 fn scaled(value: Option<&IntOrString>, total: i32, round_up: bool) -> i32 {
     let default = IntOrString::String(DEFAULT_SURGE_OR_UNAVAILABLE.into());
-    match value.unwrap_or(&default) {
+    int_or_percent(value.unwrap_or(&default), total, round_up)
+}
+
+/// Upstream's `GetScaledValueFromIntOrPercent`.
+pub(crate) fn int_or_percent(value: &IntOrString, total: i32, round_up: bool) -> i32 {
+    match value {
         IntOrString::Int(n) => *n,
         IntOrString::String(s) => {
             let percent: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
@@ -251,20 +258,6 @@ pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32
     safe_encode(&fnv32a(&bytes).to_string())
 }
 
-fn fnv32a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |hash, b| {
-        (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
-}
-
-/// Upstream's `rand.SafeEncodeString`: no vowels, no confusable characters.
-fn safe_encode(s: &str) -> String {
-    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    s.bytes()
-        .map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char)
-        .collect()
-}
-
 /// Upstream's `EqualIgnoreHash`: templates equal but for the hash label.
 pub fn equal_ignoring_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
     let normalize = |t: &PodTemplateSpec| {
@@ -284,26 +277,6 @@ fn canonical(template: &PodTemplateSpec) -> Value {
     let mut value = serde_json::to_value(template).unwrap_or(Value::Null);
     prune(&mut value);
     value
-}
-
-fn prune(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.values_mut().for_each(prune);
-            map.retain(|_, v| !is_zero(v));
-        }
-        Value::Array(items) => items.iter_mut().for_each(prune),
-        _ => {}
-    }
-}
-
-fn is_zero(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Object(map) => map.is_empty(),
-        Value::Array(items) => items.is_empty(),
-        _ => false,
-    }
 }
 
 pub fn revision(rs: &ReplicaSet) -> i64 {
