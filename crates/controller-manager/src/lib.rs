@@ -9,8 +9,10 @@
 
 pub mod deployment;
 pub mod garbagecollector;
+pub mod job;
 pub mod namespace;
 pub mod replicaset;
+pub mod replication;
 pub mod serviceaccount;
 
 use std::future::Future;
@@ -22,8 +24,10 @@ pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send
             namespace::run(client.clone()),
             serviceaccount::run(client.clone()),
             replicaset::run(client.clone()),
+            replication::run(client.clone()),
             deployment::run(client.clone()),
             garbagecollector::run(client.clone()),
+            job::run(client.clone()),
         );
     };
     tokio::select! {
