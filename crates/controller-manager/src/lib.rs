@@ -7,6 +7,7 @@
 //! upstream controller it implements. Start with [`run`], which starts them
 //! all on one client; then read any controller module, e.g. [`namespace`].
 
+pub mod cronjob;
 pub mod deployment;
 pub mod garbagecollector;
 pub mod job;
@@ -14,6 +15,7 @@ pub mod namespace;
 pub mod replicaset;
 pub mod replication;
 pub mod serviceaccount;
+pub mod ttlafterfinished;
 
 use std::future::Future;
 
@@ -28,6 +30,8 @@ pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send
             deployment::run(client.clone()),
             garbagecollector::run(client.clone()),
             job::run(client.clone()),
+            cronjob::run(client.clone()),
+            ttlafterfinished::run(client.clone()),
         );
     };
     tokio::select! {
