@@ -187,3 +187,104 @@ fn cronjob_manual_job_and_replication_controller_scaling() {
             .any(|(r, m)| r == "SuccessfulDelete" && m.starts_with("Deleted pod: legacy-"))
     );
 }
+
+#[test]
+fn suspended_job_starts_when_resumed() {
+    let cluster = Cluster::start();
+    cluster.ok_in(
+        &["create", "-f", "-"],
+        &job_manifest(
+            "later",
+            r#""suspend": true, "parallelism": 2, "completions": 4,"#,
+            "1h",
+            0,
+        ),
+    );
+    let job = eventually(&cluster, 20, "the Suspended condition", || {
+        let job = cluster.get_json(&["get", "job", "later"]);
+        condition(&job, "Suspended").is_some().then_some(job)
+    });
+    assert_eq!(condition(&job, "Suspended").unwrap()["reason"], "JobSuspended");
+    assert!(job["status"]["startTime"].is_null(), "a suspended Job has not started");
+    assert_eq!(cluster.ok(&["get", "pods", "-l", "job-name=later", "-o", "name"]), "");
+    cluster.ok(&[
+        "patch",
+        "job",
+        "later",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"suspend":false}}"#,
+    ]);
+    let job = eventually(&cluster, 20, "two pods after resuming", || {
+        let job = cluster.get_json(&["get", "job", "later"]);
+        (job["status"]["active"] == 2).then_some(job)
+    });
+    let suspended = job["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Suspended")
+        .unwrap();
+    assert_eq!(
+        (&suspended["status"], &suspended["reason"]),
+        (&"False".into(), &"JobResumed".into())
+    );
+    assert!(job["status"]["startTime"].is_string());
+    let events = events_for(&cluster, "later");
+    assert!(
+        events.contains(&("Suspended".into(), "Job suspended".into())),
+        "{events:?}"
+    );
+    assert!(events.contains(&("Resumed".into(), "Job resumed".into())), "{events:?}");
+    // Suspending again deletes the running pods without counting them as failed.
+    cluster.ok(&[
+        "patch",
+        "job",
+        "later",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"suspend":true}}"#,
+    ]);
+    eventually(&cluster, 20, "the pods to go", || {
+        let job = cluster.get_json(&["get", "job", "later"]);
+        let pods = cluster.ok(&["get", "pods", "-l", "job-name=later", "-o", "name"]);
+        (job["status"]["active"].is_null() && pods.is_empty() && job["status"]["failed"].is_null()).then_some(())
+    });
+}
+
+/// The one slow test: a CronJob due every minute starts a Job within ~65 s.
+#[test]
+fn cronjob_creates_a_job_at_the_next_minute() {
+    let cluster = Cluster::start();
+    let manifest = r#"{"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "minutely"},
+        "spec": {"schedule": "* * * * *", "jobTemplate": {"metadata": {"labels": {"kind": "tick"}}, "spec": {"template": {
+          "metadata": {"annotations": {"simulate.capstan.io/exit-after": "1s"}},
+          "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}}}"#;
+    cluster.ok_in(&["create", "-f", "-"], manifest);
+    let job = eventually(&cluster, 70, "the first scheduled Job", || {
+        let jobs = cluster.get_json(&["get", "jobs", "-l", "kind=tick"]);
+        jobs["items"].as_array()?.first().cloned()
+    });
+    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    let minutes: i64 = name.strip_prefix("minutely-").unwrap().parse().unwrap();
+    let scheduled = k8s_openapi::jiff::Timestamp::from_second(minutes * 60).unwrap();
+    let annotation = &job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"];
+    assert_eq!(
+        annotation.as_str().unwrap(),
+        scheduled.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    );
+    assert_eq!(job["metadata"]["ownerReferences"][0]["name"], "minutely");
+    let cronjob = eventually(&cluster, 10, "the CronJob's status", || {
+        let cj = cluster.get_json(&["get", "cronjob", "minutely"]);
+        cj["status"]["lastScheduleTime"].is_string().then_some(cj)
+    });
+    assert_eq!(
+        cronjob["status"]["lastScheduleTime"].as_str().unwrap(),
+        scheduled.to_string()
+    );
+    let events = events_for(&cluster, "minutely");
+    assert!(
+        events.contains(&("SuccessfulCreate".into(), format!("Created job {name}"))),
+        "{events:?}"
+    );
+}
