@@ -215,10 +215,7 @@ impl Sync<'_> {
         let Some(due) = recent.most_recent else {
             return Ok(requeue(self));
         };
-        let too_late = spec
-            .starting_deadline_seconds
-            .is_some_and(|d| due + k8s_openapi::jiff::SignedDuration::from_secs(d) < self.now);
-        if too_late {
+        if too_late(due, spec.starting_deadline_seconds, self.now) {
             let when = due.strftime("%a, %d %b %Y %H:%M:%S +0000");
             self.event(
                 "Warning",
@@ -234,14 +231,14 @@ impl Sync<'_> {
         if handled {
             return Ok(requeue(self));
         }
-        let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
-        if policy == "Forbid" && !self.active().is_empty() {
-            let message = "Not starting job because prior execution is running and concurrency policy is Forbid";
-            self.event("Normal", "JobAlreadyActive", message).await;
-            return Ok(requeue(self));
-        }
-        if policy == "Replace" {
-            self.replace_active().await?;
+        match concurrency(spec.concurrency_policy.as_deref(), self.active().len()) {
+            Concurrency::Start => {}
+            Concurrency::Skip => {
+                let message = "Not starting job because prior execution is running and concurrency policy is Forbid";
+                self.event("Normal", "JobAlreadyActive", message).await;
+                return Ok(requeue(self));
+            }
+            Concurrency::ReplaceThenStart => self.replace_active().await?,
         }
         let Some(job) = self.create_job(&schedule, due).await? else {
             return Ok(None);
@@ -358,6 +355,28 @@ impl Sync<'_> {
     }
 }
 
+/// What `concurrencyPolicy` says about starting a Job while `active` run.
+#[derive(Debug, PartialEq, Eq)]
+enum Concurrency {
+    Start,
+    Skip,
+    ReplaceThenStart,
+}
+
+fn concurrency(policy: Option<&str>, active: usize) -> Concurrency {
+    match policy {
+        _ if active == 0 => Concurrency::Start,
+        Some("Forbid") => Concurrency::Skip,
+        Some("Replace") => Concurrency::ReplaceThenStart,
+        _ => Concurrency::Start,
+    }
+}
+
+/// A due time more than `startingDeadlineSeconds` ago is missed.
+fn too_late(due: Timestamp, starting_deadline: Option<i64>, now: Timestamp) -> bool {
+    starting_deadline.is_some_and(|d| due + k8s_openapi::jiff::SignedDuration::from_secs(d) < now)
+}
+
 /// `<cronjob>-<due time in minutes since the epoch>`.
 pub fn job_name(cronjob: &str, due: Timestamp) -> String {
     format!("{cronjob}-{}", due.as_second().div_euclid(60))
@@ -397,6 +416,25 @@ mod tests {
     fn job_names_count_minutes_since_the_epoch() {
         let due: Timestamp = "2025-01-01T00:01:00Z".parse().unwrap();
         assert_eq!(job_name("hello", due), format!("hello-{}", 1735689660 / 60));
+    }
+
+    #[test]
+    fn concurrency_policy_decides_over_running_jobs() {
+        assert_eq!(concurrency(Some("Forbid"), 0), Concurrency::Start);
+        assert_eq!(concurrency(Some("Forbid"), 1), Concurrency::Skip);
+        assert_eq!(concurrency(Some("Replace"), 2), Concurrency::ReplaceThenStart);
+        assert_eq!(concurrency(Some("Replace"), 0), Concurrency::Start);
+        assert_eq!(concurrency(Some("Allow"), 3), Concurrency::Start);
+        assert_eq!(concurrency(None, 3), Concurrency::Start);
+    }
+
+    #[test]
+    fn a_start_is_missed_past_the_starting_deadline() {
+        let due: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+        let now: Timestamp = "2025-01-01T00:00:20Z".parse().unwrap();
+        assert!(!too_late(due, None, now));
+        assert!(!too_late(due, Some(20), now));
+        assert!(too_late(due, Some(19), now));
     }
 
     #[test]
