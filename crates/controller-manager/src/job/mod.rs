@@ -69,6 +69,7 @@ pub async fn run(client: kube::Client) {
     let jobs: Api<Job> = Api::all(client.clone());
     let controller = Controller::new(jobs, watcher::Config::default());
     let store = controller.store();
+    let jobs_cache = store.clone();
     let mapper =
         move |pod: Pod| replicaset::owners_or_adopters::<Job>(&store, &pod, |j| j.spec.as_ref()?.selector.clone());
     let context = Arc::new(Context {
@@ -79,7 +80,7 @@ pub async fn run(client: kube::Client) {
         .watches(Api::<Pod>::all(client.clone()), watcher::Config::default(), mapper)
         .run(reconcile, error_policy, context)
         .for_each(|_| futures::future::ready(()));
-    tokio::join!(jobs, orphans::run(client));
+    tokio::join!(jobs, orphans::run(client, jobs_cache));
 }
 
 fn error_policy(_: Arc<Job>, error: &Error, _: Arc<Context>) -> Action {

@@ -5,7 +5,8 @@
 //!
 //! A controller of its own over the pods a Job selects by the
 //! server-generated `batch.kubernetes.io/controller-uid` label, so that its
-//! cache holds Job pods only.
+//! cache holds Job pods only. The Job controller's cache answers for live
+//! pods of running Jobs; for the rest the API server is asked.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 use super::{conditions, has_finalizer, remove_finalizer};
@@ -25,35 +27,44 @@ use crate::replicaset::controller_of;
 
 const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
 
-pub async fn run(client: kube::Client) {
+pub struct Context {
+    client: kube::Client,
+    jobs: Store<Job>,
+}
+
+pub async fn run(client: kube::Client, jobs: Store<Job>) {
     let pods: Api<Pod> = Api::all(client.clone());
     Controller::new(pods, watcher::Config::default().labels(CONTROLLER_UID_LABEL))
-        .run(reconcile, error_policy, Arc::new(client))
+        .run(reconcile, error_policy, Arc::new(Context { client, jobs }))
         .for_each(|_| futures::future::ready(()))
         .await;
 }
 
-fn error_policy(_: Arc<Pod>, error: &Error, _: Arc<kube::Client>) -> Action {
+fn error_policy(_: Arc<Pod>, error: &Error, _: Arc<Context>) -> Action {
     tracing::warn!(%error, "job orphan pods");
     Action::requeue(Duration::from_secs(1))
 }
 
-async fn reconcile(pod: Arc<Pod>, client: Arc<kube::Client>) -> Result<Action, Error> {
+async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !has_finalizer(&pod) {
         return Ok(Action::await_change());
     }
     let namespace = pod.namespace().unwrap_or_default();
-    let owner = controller_of(&pod.metadata).filter(|r| r.kind == "Job");
-    let tracked = match owner {
-        None => false,
-        Some(owner) => {
-            let jobs: Api<Job> = Api::namespaced((*client).clone(), &namespace);
-            let job = jobs.get_opt(&owner.name).await?;
-            job.is_some_and(|j| j.metadata.uid.as_deref() == Some(&owner.uid) && !conditions::is_finished(&j))
-        }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(owner) = controller_of(&pod.metadata).filter(|r| r.kind == "Job") else {
+        remove_finalizer(&pods, &pod).await?;
+        return Ok(Action::await_change());
     };
-    if !tracked {
-        remove_finalizer(&Api::namespaced((*client).clone(), &namespace), &pod).await?;
+    let tracks = |job: &Job| job.metadata.uid.as_deref() == Some(&owner.uid) && !conditions::is_finished(job);
+    let cached = ctx.jobs.get(&ObjectRef::new(&owner.name).within(&namespace));
+    // A pod being deleted may be the garbage collector's work for a Job this
+    // cache has not yet seen go: only the API server can say.
+    if pod.metadata.deletion_timestamp.is_none() && cached.is_some_and(|j| tracks(&j)) {
+        return Ok(Action::await_change());
+    }
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    if !jobs.get_opt(&owner.name).await?.is_some_and(|j| tracks(&j)) {
+        remove_finalizer(&pods, &pod).await?;
     }
     Ok(Action::await_change())
 }
