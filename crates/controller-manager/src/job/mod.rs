@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
+use k8s_openapi::api::batch::v1::{Job, JobCondition, JobSpec, JobStatus, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -109,6 +109,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Error> {
         key,
         jobs,
         pods_api,
+        spec: job.spec.clone().unwrap_or_default(),
         job,
         pods,
         now: Timestamp::now(),
@@ -125,6 +126,8 @@ struct Sync<'a> {
     jobs: Api<Job>,
     pods_api: Api<Pod>,
     job: Job,
+    /// The Job's spec, which a sync does not change.
+    spec: JobSpec,
     pods: Vec<Pod>,
     now: Timestamp,
     /// When to sync again even if nothing changes (deadline, backoff).
@@ -147,8 +150,8 @@ struct Tally {
 }
 
 impl Sync<'_> {
-    fn spec(&self) -> k8s_openapi::api::batch::v1::JobSpec {
-        self.job.spec.clone().unwrap_or_default()
+    fn spec(&self) -> &JobSpec {
+        &self.spec
     }
 
     fn suspended(&self) -> bool {
@@ -242,7 +245,7 @@ impl Sync<'_> {
         };
         let new_succeeded = fresh(&uncounted_succeeded, &policy::is_succeeded);
         let new_failed = fresh(&uncounted_failed, &|p| policy::is_failed(p, &self.job));
-        let failure_policy = self.spec().pod_failure_policy;
+        let failure_policy = self.spec().pod_failure_policy.clone();
         let counted_failures = new_failed
             .iter()
             .filter(|p| policy::verdict(failure_policy.as_ref(), p) != Verdict::Ignore)
@@ -487,7 +490,7 @@ impl Sync<'_> {
     /// `JOB_COMPLETION_INDEX`.
     fn new_pod(&self, index: Option<i32>) -> Pod {
         let name = self.job.name_any();
-        let mut template = self.spec().template;
+        let mut template = self.spec().template.clone();
         let generate_name = match index {
             Some(ix) => generate_name_with_index(&name, ix),
             None => format!("{name}-"),
@@ -584,7 +587,7 @@ impl Sync<'_> {
             .as_ref()
             .is_some_and(|c| c.type_ != cond::SUCCESS_CRITERIA_MET);
         let deleting = self.job.metadata.deletion_timestamp.is_some();
-        let failure_policy = self.spec().pod_failure_policy;
+        let failure_policy = self.spec().pod_failure_policy.clone();
         let mut release = Vec::new();
         let (mut new_indexes, mut add_succeeded, mut add_failed) = (Vec::new(), Vec::new(), Vec::new());
         let mut reached_max = false;
