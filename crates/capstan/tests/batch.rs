@@ -103,8 +103,134 @@ fn invalid_schedules_and_selectors_are_rejected_with_422() {
 }
 
 #[test]
+fn jobs_complete_by_count_and_by_index() {
+    let cluster = Cluster::start();
+    let _nodes = cluster.simulate(2);
+    cluster.ok_in(
+        &["create", "-f", "-"],
+        &job_manifest("three", r#""completions": 3, "parallelism": 2,"#, "1s", 0),
+    );
+    let indexed = r#""completions": 3, "parallelism": 3, "completionMode": "Indexed","#;
+    cluster.ok_in(&["create", "-f", "-"], &job_manifest("idx", indexed, "1s", 0));
+    for job in ["job/three", "job/idx"] {
+        cluster.ok(&["wait", "--for=condition=complete", job, "--timeout=60s"]);
+    }
+    let job = cluster.get_json(&["get", "job", "three"]);
+    assert_eq!(job["status"]["succeeded"], 3);
+    assert!(job["status"]["failed"].is_null() && job["status"]["active"].is_null());
+    assert!(job["status"]["completionTime"].is_string());
+    let types: Vec<&str> = job["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["SuccessCriteriaMet", "Complete"]);
+    let complete = condition(&job, "Complete").unwrap();
+    assert_eq!(
+        (&complete["reason"], &complete["message"]),
+        (
+            &"CompletionsReached".into(),
+            &"Reached expected number of succeeded pods".into()
+        )
+    );
+    let events = events_for(&cluster, "three");
+    let created = events.iter().filter(|(r, _)| r == "SuccessfulCreate").count();
+    assert_eq!(created, 3, "{events:?}");
+    assert!(
+        events.contains(&("Completed".into(), "Job completed".into())),
+        "{events:?}"
+    );
+    let pods = cluster.get_json(&["get", "pods", "-l", "job-name=three"]);
+    for pod in pods["items"].as_array().unwrap() {
+        assert_eq!(pod["status"]["phase"], "Succeeded");
+        let finalizers = pod["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+        assert!(finalizers.is_empty(), "the tracking finalizer is released: {pod}");
+    }
+    let printed = cluster.ok(&["get", "job", "three"]);
+    assert!(printed.contains("Complete") && printed.contains("3/3"), "{printed}");
+
+    let job = cluster.get_json(&["get", "job", "idx"]);
+    assert_eq!(job["status"]["completedIndexes"], "0-2");
+    assert_eq!(job["status"]["succeeded"], 3);
+    let pods = cluster.get_json(&["get", "pods", "-l", "job-name=idx"]);
+    let mut hostnames: Vec<String> = Vec::new();
+    for pod in pods["items"].as_array().unwrap() {
+        let index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"],
+            index
+        );
+        assert!(
+            pod["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("idx-{index}-"))
+        );
+        hostnames.push(pod["spec"]["hostname"].as_str().unwrap().to_string());
+        let env = &pod["spec"]["containers"][0]["env"][0];
+        assert_eq!(env["name"], "JOB_COMPLETION_INDEX");
+        assert_eq!(
+            env["valueFrom"]["fieldRef"]["fieldPath"],
+            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+        );
+    }
+    hostnames.sort();
+    assert_eq!(hostnames, ["idx-0", "idx-1", "idx-2"]);
+}
+
+#[test]
+fn failing_jobs_fail_by_backoff_limit_and_by_pod_failure_policy() {
+    let cluster = Cluster::start();
+    let _nodes = cluster.simulate(1);
+    cluster.ok_in(
+        &["create", "-f", "-"],
+        &job_manifest("crash", r#""backoffLimit": 0,"#, "1s", 1),
+    );
+    let policy = r#""backoffLimit": 6, "podFailurePolicy": {"rules": [
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]},"#;
+    cluster.ok_in(&["create", "-f", "-"], &job_manifest("fatal", policy, "1s", 42));
+    for job in ["job/crash", "job/fatal"] {
+        cluster.ok(&["wait", "--for=condition=failed", job, "--timeout=60s"]);
+    }
+    let job = cluster.get_json(&["get", "job", "crash"]);
+    let failed = condition(&job, "Failed").unwrap();
+    assert_eq!(failed["reason"], "BackoffLimitExceeded");
+    assert_eq!(failed["message"], "Job has reached the specified backoff limit");
+    assert_eq!(job["status"]["failed"], 1);
+    assert!(job["status"]["completionTime"].is_null());
+    let events = events_for(&cluster, "crash");
+    assert!(events.contains(&(
+        "BackoffLimitExceeded".into(),
+        "Job has reached the specified backoff limit".into()
+    )));
+
+    let job = cluster.get_json(&["get", "job", "fatal"]);
+    let failed = condition(&job, "Failed").unwrap();
+    assert_eq!(failed["reason"], "PodFailurePolicy");
+    let pod = cluster.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "job-name=fatal",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let message =
+        format!("Container c for pod default/{pod} failed with exit code 42 matching FailJob rule at index 0");
+    assert_eq!(failed["message"], message.as_str());
+    assert_eq!(
+        job["status"]["failed"], 1,
+        "one pod, not the six retries of the backoff limit"
+    );
+}
+
+#[test]
 fn active_deadline_fails_a_job_and_its_ttl_deletes_it() {
     let cluster = Cluster::start();
+    let _nodes = cluster.simulate(1);
     let manifest = job_manifest(
         "slow",
         r#""activeDeadlineSeconds": 2, "ttlSecondsAfterFinished": 3,"#,
@@ -250,12 +376,32 @@ fn suspended_job_starts_when_resumed() {
         let pods = cluster.ok(&["get", "pods", "-l", "job-name=later", "-o", "name"]);
         (job["status"]["active"].is_null() && pods.is_empty() && job["status"]["failed"].is_null()).then_some(())
     });
+    // Deleting a Job with running pods: the garbage collector deletes them and
+    // the tracking finalizer of the orphans is released, so they go.
+    cluster.ok(&[
+        "patch",
+        "job",
+        "later",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"suspend":false}}"#,
+    ]);
+    eventually(&cluster, 20, "pods again", || {
+        let pods = cluster.ok(&["get", "pods", "-l", "job-name=later", "-o", "name"]);
+        (pods.lines().count() == 2).then_some(())
+    });
+    cluster.ok(&["delete", "job", "later", "--wait=false"]);
+    eventually(&cluster, 20, "the orphaned pods to go", || {
+        let pods = cluster.ok(&["get", "pods", "-l", "job-name=later", "-o", "name"]);
+        pods.is_empty().then_some(())
+    });
 }
 
 /// The one slow test: a CronJob due every minute starts a Job within ~65 s.
 #[test]
 fn cronjob_creates_a_job_at_the_next_minute() {
     let cluster = Cluster::start();
+    let _nodes = cluster.simulate(1);
     let manifest = r#"{"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "minutely"},
         "spec": {"schedule": "* * * * *", "jobTemplate": {"metadata": {"labels": {"kind": "tick"}}, "spec": {"template": {
           "metadata": {"annotations": {"simulate.capstan.io/exit-after": "1s"}},
