@@ -243,10 +243,7 @@ impl Sync<'_> {
         let Some(job) = self.create_job(&schedule, due).await? else {
             return Ok(None);
         };
-        let reference = ObjectReference {
-            resource_version: job.metadata.resource_version.clone(),
-            ..object_reference(&job)
-        };
+        let reference = object_reference(&job);
         let status = self.status();
         status.active.get_or_insert_with(Vec::new).push(reference);
         status.last_schedule_time = Some(Time(due));
