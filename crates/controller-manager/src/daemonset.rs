@@ -76,7 +76,7 @@ pub async fn run(client: kube::Client) {
     let controller = Controller::new(sets, watcher::Config::default());
     let store = controller.store();
     let adopters = store.clone();
-    let pod_owners = move |pod: Pod| owners_or_adopters::<DaemonSet>(&adopters, &pod, selector_of);
+    let pod_owners = move |pod: Pod| owners_or_adopters::<DaemonSet>(&adopters, &pod, |d| selector_of(d).cloned());
     let every_set = move |_: Node| {
         let sets = store.state();
         sets.iter()
@@ -874,7 +874,10 @@ async fn create_pod(
     let spec = pinned.spec.get_or_insert_default();
     spec.affinity = Some(pin_to_node(spec.affinity.take(), node));
     match api
-        .create(&PostParams::default(), &pod_from_template(&pinned, ds))
+        .create(
+            &PostParams::default(),
+            &pod_from_template(&pinned, ds, &format!("{}-", ds.name_any())),
+        )
         .await
     {
         Ok(pod) => {

@@ -7,14 +7,18 @@
 //! upstream controller it implements. Start with [`run`], which starts them
 //! all on one client; then read any controller module, e.g. [`namespace`].
 
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod garbagecollector;
 pub mod history;
+pub mod job;
 pub mod namespace;
 pub mod replicaset;
+pub mod replication;
 pub mod serviceaccount;
 pub mod statefulset;
+pub mod ttlafterfinished;
 
 use std::future::Future;
 
@@ -25,10 +29,14 @@ pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send
             namespace::run(client.clone()),
             serviceaccount::run(client.clone()),
             replicaset::run(client.clone()),
+            replication::run(client.clone()),
             deployment::run(client.clone()),
             daemonset::run(client.clone()),
             statefulset::run(client.clone()),
             garbagecollector::run(client.clone()),
+            job::run(client.clone()),
+            cronjob::run(client.clone()),
+            ttlafterfinished::run(client.clone()),
         );
     };
     tokio::select! {

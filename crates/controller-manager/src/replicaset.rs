@@ -1,6 +1,10 @@
 //! ReplicaSets: keep `spec.replicas` pods from `spec.template` alive
 //! (upstream's replicaset controller).
 //!
+//! The code is generic over [`Replicated`], as upstream runs this same
+//! controller for ReplicationControllers (see [`crate::replication`]); the
+//! trait hides what differs: the selector's shape and the kind.
+//!
 //! Pods are listed from the API server on every reconcile rather than
 //! from an informer cache, so pods created by an earlier reconcile are
 //! always seen: that consistent read is what upstream's "expectations"
@@ -15,6 +19,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::ReplicationController;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -32,24 +37,91 @@ use crate::Error;
 const BURST_REPLICAS: usize = 500;
 /// Lower cost pods are deleted first (upstream's PodDeletionCost).
 const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
-const COMPONENT: &str = "replicaset-controller";
+
+/// An object that keeps a number of pods from a template alive: a
+/// ReplicaSet or a ReplicationController.
+pub(crate) trait Replicated:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The event source, as upstream names the controller.
+    const COMPONENT: &'static str;
+    fn selector(&self) -> Option<LabelSelector>;
+    fn replicas(&self) -> i32;
+    fn min_ready_seconds(&self) -> i32;
+    fn template(&self) -> Option<&PodTemplateSpec>;
+    /// The status counts last written.
+    fn counts(&self) -> Option<Counts>;
+}
+
+/// The accessors ReplicaSets and ReplicationControllers spell alike.
+macro_rules! same_shape_accessors {
+    () => {
+        fn replicas(&self) -> i32 {
+            self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+        }
+        fn min_ready_seconds(&self) -> i32 {
+            self.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+        }
+        fn template(&self) -> Option<&PodTemplateSpec> {
+            self.spec.as_ref().and_then(|s| s.template.as_ref())
+        }
+        fn counts(&self) -> Option<Counts> {
+            self.status.as_ref().map(|s| Counts {
+                replicas: s.replicas,
+                fully_labeled: s.fully_labeled_replicas.unwrap_or(0),
+                ready: s.ready_replicas.unwrap_or(0),
+                available: s.available_replicas.unwrap_or(0),
+                observed_generation: s.observed_generation.unwrap_or(0),
+            })
+        }
+    };
+}
+
+impl Replicated for ReplicaSet {
+    const COMPONENT: &'static str = "replicaset-controller";
+    fn selector(&self) -> Option<LabelSelector> {
+        self.spec.as_ref().map(|s| s.selector.clone())
+    }
+    same_shape_accessors!();
+}
+
+/// ReplicationControllers select by a plain label map.
+impl Replicated for ReplicationController {
+    const COMPONENT: &'static str = "replication-controller";
+    fn selector(&self) -> Option<LabelSelector> {
+        let labels = self.spec.as_ref().and_then(|s| s.selector.clone())?;
+        Some(LabelSelector {
+            match_labels: Some(labels),
+            match_expressions: None,
+        })
+    }
+    same_shape_accessors!();
+}
 
 pub async fn run(client: kube::Client) {
-    let sets: Api<ReplicaSet> = Api::all(client.clone());
+    run_for::<ReplicaSet>(client).await
+}
+
+/// Runs the controller for one kind of [`Replicated`] object.
+pub(crate) async fn run_for<K: Replicated>(client: kube::Client) {
+    let sets: Api<K> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client.clone());
     let controller = Controller::new(sets, watcher::Config::default());
     let store = controller.store();
     // Owned pods map to their owner; orphans to every set that could adopt them.
-    let mapper = move |pod: Pod| owners_or_adopters::<ReplicaSet>(&store, &pod, selector_of);
+    let mapper = move |pod: Pod| owners_or_adopters::<K>(&store, &pod, K::selector);
     controller
         .watches(pods, watcher::Config::default(), mapper)
-        .run(reconcile, error_policy, Arc::new(client))
+        .run(reconcile::<K>, error_policy::<K>, Arc::new(client))
         .for_each(|_| futures::future::ready(()))
         .await;
-}
-
-fn selector_of(rs: &ReplicaSet) -> Option<&LabelSelector> {
-    rs.spec.as_ref().map(|s| &s.selector)
 }
 
 /// The objects a dependent's change concerns: its controller if it has
@@ -58,7 +130,7 @@ fn selector_of(rs: &ReplicaSet) -> Option<&LabelSelector> {
 pub(crate) fn owners_or_adopters<K>(
     store: &Store<K>,
     dependent: &impl Resource,
-    selector: fn(&K) -> Option<&LabelSelector>,
+    selector: impl Fn(&K) -> Option<LabelSelector>,
 ) -> Vec<ObjectRef<K>>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
@@ -75,30 +147,33 @@ where
         .state()
         .iter()
         .filter(|o| o.meta().namespace.as_deref() == Some(namespace.as_str()))
-        .filter(|o| selector(o).is_some_and(|s| selector_matches(s, &labels)))
+        .filter(|o| selector(o).is_some_and(|s| selector_matches(&s, &labels)))
         .map(|o| ObjectRef::from_obj(o.as_ref()))
         .collect()
 }
 
-async fn reconcile(rs: Arc<ReplicaSet>, client: Arc<kube::Client>) -> Result<Action, Error> {
+async fn reconcile<K: Replicated>(rs: Arc<K>, client: Arc<kube::Client>) -> Result<Action, Error> {
     let namespace = rs.namespace().unwrap_or_default();
     let pods_api: Api<Pod> = Api::namespaced((*client).clone(), &namespace);
     let all = pods_api.list(&ListParams::default()).await?.items;
-    let selector = rs.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+    let selector = rs.selector().unwrap_or_default();
     let owned = claim(&pods_api, &*rs, &selector, all).await?;
     let active: Vec<Pod> = owned.into_iter().filter(is_active).collect();
-    if rs.metadata.deletion_timestamp.is_none() {
-        manage_replicas(&client, &rs, &active).await?;
+    if rs.meta().deletion_timestamp.is_none() {
+        manage_replicas(&client, &*rs, &active).await?;
     }
-    let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
-    let status = compute_status(&rs, &active, Timestamp::now());
-    update_status(&client, &rs, &status).await?;
-    Ok(requeue_for_availability(&active, min_ready, Timestamp::now()))
+    let status = compute_status(&*rs, &active, Timestamp::now());
+    update_status(&client, &*rs, &status).await?;
+    Ok(requeue_for_availability(
+        &active,
+        rs.min_ready_seconds(),
+        Timestamp::now(),
+    ))
 }
 
 /// Creates or deletes pods so that `spec.replicas` active pods exist.
-async fn manage_replicas(client: &kube::Client, rs: &ReplicaSet, active: &[Pod]) -> Result<(), Error> {
-    let wanted = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
+async fn manage_replicas<K: Replicated>(client: &kube::Client, rs: &K, active: &[Pod]) -> Result<(), Error> {
+    let wanted = rs.replicas().max(0) as usize;
     match active.len().cmp(&wanted) {
         Ordering::Less => create_pods(client, rs, (wanted - active.len()).min(BURST_REPLICAS)).await,
         Ordering::Greater => delete_pods(client, rs, active, (active.len() - wanted).min(BURST_REPLICAS)).await,
@@ -109,11 +184,11 @@ async fn manage_replicas(client: &kube::Client, rs: &ReplicaSet, active: &[Pod])
 /// Creates `count` pods in upstream's "slow start" batches (1, 2, 4, …), so
 /// that a failing creation (quota, admission) fails once rather than
 /// `count` times.
-async fn create_pods(client: &kube::Client, rs: &ReplicaSet, count: usize) -> Result<(), Error> {
-    let Some(template) = rs.spec.as_ref().and_then(|s| s.template.as_ref()) else {
+async fn create_pods<K: Replicated>(client: &kube::Client, rs: &K, count: usize) -> Result<(), Error> {
+    let Some(template) = rs.template() else {
         return Ok(());
     };
-    let pod = pod_from_template(template, rs);
+    let pod = pod_from_template(template, rs, &format!("{}-", rs.name_any()));
     let api: Api<Pod> = Api::namespaced(client.clone(), &rs.namespace().unwrap_or_default());
     let params = PostParams::default();
     let mut remaining = count;
@@ -130,7 +205,7 @@ async fn create_pods(client: &kube::Client, rs: &ReplicaSet, count: usize) -> Re
                 "Normal",
                 "SuccessfulCreate",
                 &message,
-                COMPONENT,
+                K::COMPONENT,
             )
             .await;
         }
@@ -140,14 +215,19 @@ async fn create_pods(client: &kube::Client, rs: &ReplicaSet, count: usize) -> Re
     Ok(())
 }
 
-/// A pod for `owner` from `template`: `<owner>-<5 random chars>`, with a
-/// controller reference that blocks the owner's foreground deletion.
-pub(crate) fn pod_from_template<K: Resource<DynamicType = ()>>(template: &PodTemplateSpec, owner: &K) -> Pod {
+/// A pod for `owner` from `template`, named `generate_name` + 5 random
+/// chars, with a controller reference that blocks the owner's foreground
+/// deletion.
+pub(crate) fn pod_from_template<K: Resource<DynamicType = ()>>(
+    template: &PodTemplateSpec,
+    owner: &K,
+    generate_name: &str,
+) -> Pod {
     let meta = template.metadata.clone().unwrap_or_default();
     Pod {
         metadata: ObjectMeta {
-            generate_name: Some(format!("{}-", owner.name_any())),
-            namespace: owner.namespace(),
+            generate_name: Some(generate_name.to_string()),
+            namespace: owner.meta().namespace.clone(),
             labels: meta.labels,
             annotations: meta.annotations,
             finalizers: meta.finalizers,
@@ -159,7 +239,7 @@ pub(crate) fn pod_from_template<K: Resource<DynamicType = ()>>(template: &PodTem
     }
 }
 
-async fn delete_pods(client: &kube::Client, rs: &ReplicaSet, active: &[Pod], count: usize) -> Result<(), Error> {
+async fn delete_pods<K: Replicated>(client: &kube::Client, rs: &K, active: &[Pod], count: usize) -> Result<(), Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &rs.namespace().unwrap_or_default());
     let now = Timestamp::now();
     let mut ranked: Vec<&Pod> = active.iter().collect();
@@ -177,7 +257,7 @@ async fn delete_pods(client: &kube::Client, rs: &ReplicaSet, active: &[Pod], cou
             "Normal",
             "SuccessfulDelete",
             &message,
-            COMPONENT,
+            K::COMPONENT,
         )
         .await;
     }
@@ -292,11 +372,10 @@ pub(crate) struct Counts {
     pub observed_generation: i64,
 }
 
-pub(crate) fn compute_status(rs: &ReplicaSet, active: &[Pod], now: Timestamp) -> Counts {
-    let spec = rs.spec.as_ref();
-    let min_ready = spec.and_then(|s| s.min_ready_seconds).unwrap_or(0);
-    let template_labels = spec
-        .and_then(|s| s.template.as_ref())
+pub(crate) fn compute_status<K: Replicated>(rs: &K, active: &[Pod], now: Timestamp) -> Counts {
+    let min_ready = rs.min_ready_seconds();
+    let template_labels = rs
+        .template()
         .and_then(|t| t.metadata.as_ref())
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
@@ -306,22 +385,14 @@ pub(crate) fn compute_status(rs: &ReplicaSet, active: &[Pod], now: Timestamp) ->
         fully_labeled: count(&|p| template_labels.iter().all(|(k, v)| p.labels().get(k) == Some(v))),
         ready: count(&is_ready),
         available: count(&|p| is_available(p, min_ready, now)),
-        observed_generation: rs.metadata.generation.unwrap_or(0),
+        observed_generation: rs.meta().generation.unwrap_or(0),
     }
 }
 
 /// Writes the status when it changed; zero counts are omitted as upstream's
 /// `omitempty` does.
-async fn update_status(client: &kube::Client, rs: &ReplicaSet, counts: &Counts) -> Result<(), Error> {
-    let current = rs.status.as_ref();
-    let unchanged = current.is_some_and(|s| {
-        s.replicas == counts.replicas
-            && s.fully_labeled_replicas.unwrap_or(0) == counts.fully_labeled
-            && s.ready_replicas.unwrap_or(0) == counts.ready
-            && s.available_replicas.unwrap_or(0) == counts.available
-            && s.observed_generation.unwrap_or(0) == counts.observed_generation
-    });
-    if unchanged {
+async fn update_status<K: Replicated>(client: &kube::Client, rs: &K, counts: &Counts) -> Result<(), Error> {
+    if rs.counts().as_ref() == Some(counts) {
         return Ok(());
     }
     let omit_zero = |n: i32| if n == 0 { Value::Null } else { n.into() };
@@ -332,14 +403,14 @@ async fn update_status(client: &kube::Client, rs: &ReplicaSet, counts: &Counts) 
         "availableReplicas": omit_zero(counts.available),
         "observedGeneration": counts.observed_generation,
     }});
-    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &rs.namespace().unwrap_or_default());
+    let api: Api<K> = Api::namespaced(client.clone(), &rs.namespace().unwrap_or_default());
     api.patch_status(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(())
 }
 
-fn error_policy(_: Arc<ReplicaSet>, error: &Error, _: Arc<kube::Client>) -> Action {
-    tracing::warn!(%error, "replicaset controller");
+fn error_policy<K: Replicated>(_: Arc<K>, error: &Error, _: Arc<kube::Client>) -> Action {
+    tracing::warn!(%error, controller = K::COMPONENT, "reconcile failed");
     Action::requeue(Duration::from_secs(1))
 }
 

@@ -56,7 +56,7 @@ pub async fn run(client: kube::Client) {
     let pods: Api<Pod> = Api::all(client.clone());
     let controller = Controller::new(sets, watcher::Config::default());
     let store = controller.store();
-    let mapper = move |pod: Pod| owners_or_adopters::<StatefulSet>(&store, &pod, selector_of);
+    let mapper = move |pod: Pod| owners_or_adopters::<StatefulSet>(&store, &pod, |s| selector_of(s).cloned());
     controller
         .watches(pods, watcher::Config::default(), mapper)
         .run(reconcile, error_policy, Arc::new(client))
@@ -448,7 +448,7 @@ fn claims_for(set: &StatefulSet, ordinal: i32) -> Vec<PersistentVolumeClaim> {
 /// `<set>-<ordinal>`, with its identity and its claims as volumes.
 fn new_pod(set: &StatefulSet, ordinal: i32, revision: &str) -> Pod {
     let template: PodTemplateSpec = set.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
-    let mut pod = pod_from_template(&template, set);
+    let mut pod = pod_from_template(&template, set, "");
     let name = pod_name(set, ordinal);
     pod.metadata.generate_name = None;
     pod.metadata.name = Some(name.clone());

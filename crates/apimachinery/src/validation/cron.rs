@@ -177,8 +177,8 @@ fn parse_range(expr: &str, bounds: &Bounds) -> Result<(), String> {
     Ok(())
 }
 
-/// Go's `time.ParseDuration`, enough to accept or reject `@every` intervals.
-fn parse_go_duration(s: &str) -> Result<f64, String> {
+/// Go's `time.ParseDuration` in seconds, for `@every` intervals.
+pub fn parse_go_duration(s: &str) -> Result<f64, String> {
     let quoted = super::field::go_quote(s);
     let err = || format!("time: invalid duration {quoted}");
     let mut rest = s.strip_prefix(['+', '-']).unwrap_or(s);

@@ -39,6 +39,8 @@ mod resources;
 mod service;
 mod volumes;
 
+pub use cron::parse_go_duration;
+
 #[cfg(test)]
 mod tests;
 

@@ -37,7 +37,8 @@ pub async fn run(client: kube::Client) {
     let sets: Api<ReplicaSet> = Api::all(client.clone());
     let controller = Controller::new(deployments, watcher::Config::default());
     let store = controller.store();
-    let mapper = move |rs: ReplicaSet| replicaset::owners_or_adopters::<Deployment>(&store, &rs, selector_of);
+    let mapper =
+        move |rs: ReplicaSet| replicaset::owners_or_adopters::<Deployment>(&store, &rs, |d| selector_of(d).cloned());
     controller
         .watches(sets, watcher::Config::default(), mapper)
         .run(reconcile, error_policy, Arc::new(client))
