@@ -53,7 +53,13 @@ pub struct ServerArgs {
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+
+    #[command(flatten)]
+    controllers: crate::component::ControllerFlags,
 }
+
+/// k3s's pod range, used when `--cluster-cidr` is not given.
+const DEFAULT_CLUSTER_CIDR: &str = "10.42.0.0/16";
 
 impl ServerArgs {
     fn endpoint(&self) -> Result<Endpoint> {
@@ -69,6 +75,12 @@ impl ServerArgs {
             interval: (window / 5).clamp(Duration::from_secs(1), Duration::from_secs(60)),
             ..CompactionPolicy::default()
         })
+    }
+
+    fn controller_options(&self) -> Result<capstan_controller_manager::ControllerManagerOptions> {
+        let mut flags = self.controllers.clone();
+        flags.cluster_cidr = flags.cluster_cidr.or(Some(DEFAULT_CLUSTER_CIDR.parse()?));
+        flags.options()
     }
 
     fn serve_options(&self) -> Result<ServeOptions> {
@@ -98,6 +110,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
 
 async fn serve(args: ServerArgs) -> Result<()> {
     let endpoint = args.endpoint()?;
+    let controller_options = args.controller_options()?;
     prepare_dir(&args.data_dir)?;
     if let Endpoint::Sqlite(path) = &endpoint {
         prepare_dir(path.parent().unwrap_or(Path::new(".")))?;
@@ -118,7 +131,11 @@ async fn serve(args: ServerArgs) -> Result<()> {
         client(&listening.kubeconfig_for("system:kube-controller-manager", &["system:masters"])?).await?;
     let scheduler = client(&listening.kubeconfig_for("system:kube-scheduler", &["system:masters"])?).await?;
     let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
-    let controllers = tokio::spawn(capstan_controller_manager::run(controller_manager, stopping(&stopped)));
+    let controllers = tokio::spawn(capstan_controller_manager::run(
+        controller_manager,
+        controller_options,
+        stopping(&stopped),
+    ));
     let scheduler = tokio::spawn(capstan_scheduler::run(
         scheduler,
         capstan_scheduler::SchedulerOptions::default(),
