@@ -438,3 +438,140 @@ fn cleanup_error(_: Arc<Endpoints>, error: &Error, _: Arc<kube::Client>) -> Acti
     tracing::warn!(%error, "endpoint controller (cleanup)");
     Action::requeue(Duration::from_secs(2))
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn service(spec: serde_json::Value) -> Service {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    /// A running pod with `ip`, ready or not, with a container port "http" on 8080.
+    pub(crate) fn pod(name: &str, ip: &str, ready: bool) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
+                             "labels": {"app": "web"}, "creationTimestamp": "2026-01-01T00:00:01Z"},
+                "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "i",
+                    "ports": [{"name": "http", "containerPort": 8080}]}]},
+                "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "conditions": [
+                    {"type": "Ready", "status": if ready { "True" } else { "False" },
+                     "lastTransitionTime": "2026-01-01T00:00:05Z"}]},
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn ips(addresses: &Option<Vec<EndpointAddress>>) -> Vec<&str> {
+        addresses.iter().flatten().map(|a| a.ip.as_str()).collect()
+    }
+
+    #[test]
+    fn ready_and_not_ready_pods_with_ports_resolved_by_name() {
+        let svc = service(json!({"selector": {"app": "web"}, "clusterIP": "10.43.0.5", "ports": [
+            {"name": "web", "port": 80, "targetPort": "http", "protocol": "TCP"},
+            {"name": "admin", "port": 90, "targetPort": 9090, "protocol": "TCP"}]}));
+        let pods = [pod("b", "10.42.0.3", true), pod("a", "10.42.0.2", false)];
+        let subsets = subsets_for(&svc, &pods);
+        assert_eq!(subsets.len(), 1);
+        assert_eq!(ips(&subsets[0].addresses), ["10.42.0.3"]);
+        assert_eq!(ips(&subsets[0].not_ready_addresses), ["10.42.0.2"]);
+        let ports: Vec<(Option<&str>, i32)> = subsets[0]
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref(), p.port))
+            .collect();
+        assert_eq!(ports, [(Some("admin"), 9090), (Some("web"), 8080)]);
+        let address = &subsets[0].addresses.as_ref().unwrap()[0];
+        assert_eq!(address.node_name.as_deref(), Some("node-1"));
+        assert_eq!(address.target_ref.as_ref().unwrap().uid.as_deref(), Some("uid-b"));
+    }
+
+    #[test]
+    fn publish_not_ready_lists_everyone_as_ready() {
+        let svc = service(json!({"selector": {"app": "web"}, "publishNotReadyAddresses": true,
+            "ports": [{"port": 80, "targetPort": 8080}]}));
+        let subsets = subsets_for(&svc, &[pod("a", "10.42.0.2", false)]);
+        assert_eq!(ips(&subsets[0].addresses), ["10.42.0.2"]);
+        assert!(subsets[0].not_ready_addresses.is_none());
+    }
+
+    #[test]
+    fn pods_without_the_named_port_or_ip_or_finished_are_left_out() {
+        let svc = service(json!({"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "grpc"}]}));
+        assert!(subsets_for(&svc, &[pod("a", "10.42.0.2", true)]).is_empty());
+        let svc = service(json!({"selector": {"app": "web"}, "ports": [{"port": 80}]}));
+        let mut no_ip = (*pod("a", "10.42.0.2", true)).clone();
+        no_ip.status.as_mut().unwrap().pod_ip = None;
+        no_ip.status.as_mut().unwrap().pod_ips = None;
+        let mut done = (*pod("b", "10.42.0.3", true)).clone();
+        done.spec.as_mut().unwrap().restart_policy = Some("Never".into());
+        done.status.as_mut().unwrap().phase = Some("Succeeded".into());
+        assert!(subsets_for(&svc, &[Arc::new(no_ip), Arc::new(done)]).is_empty());
+    }
+
+    #[test]
+    fn headless_services_publish_hostnames_and_portless_addresses() {
+        let svc = service(json!({"selector": {"app": "web"}, "clusterIP": "None"}));
+        let mut p = (*pod("a", "10.42.0.2", true)).clone();
+        p.spec.as_mut().unwrap().hostname = Some("web-0".into());
+        p.spec.as_mut().unwrap().subdomain = Some("web".into());
+        let subsets = subsets_for(&svc, &[Arc::new(p)]);
+        let address = &subsets[0].addresses.as_ref().unwrap()[0];
+        assert_eq!(address.hostname.as_deref(), Some("web-0"));
+        assert!(subsets[0].ports.is_none());
+        assert_eq!(endpoints_labels(&svc).get(HEADLESS).map(String::as_str), Some(""));
+    }
+
+    #[test]
+    fn over_capacity_keeps_ready_addresses_first() {
+        let address = |i: usize| EndpointAddress {
+            ip: format!("10.0.{}.{}", i / 256, i % 256),
+            ..EndpointAddress::default()
+        };
+        let subset = |ready: std::ops::Range<usize>, not_ready: std::ops::Range<usize>| EndpointSubset {
+            addresses: Some(ready.map(address).collect()),
+            not_ready_addresses: Some(not_ready.map(address).collect()),
+            ports: None,
+        };
+        let (kept, truncated) = truncate(vec![subset(0..600, 600..900), subset(900..1500, 1500..1600)]);
+        assert!(truncated);
+        let count = |f: fn(&EndpointSubset) -> usize| kept.iter().map(f).sum::<usize>();
+        assert_eq!(count(|s| s.addresses.as_ref().map_or(0, Vec::len)), 1000);
+        assert_eq!(count(|s| s.not_ready_addresses.as_ref().map_or(0, Vec::len)), 0);
+        assert_eq!(
+            kept[0].addresses.as_ref().unwrap().len(),
+            500,
+            "each subset keeps its share"
+        );
+        let (kept, truncated) = truncate(vec![subset(0..10, 10..20)]);
+        assert!(!truncated);
+        assert_eq!(kept[0].not_ready_addresses.as_ref().unwrap().len(), 10);
+    }
+
+    #[test]
+    fn ip_family_follows_the_service() {
+        let svc = service(json!({"selector": {"app": "web"}, "ipFamilies": ["IPv6"], "ports": [{"port": 80}]}));
+        let mut p = (*pod("a", "10.42.0.2", true)).clone();
+        p.status.as_mut().unwrap().pod_ips = Some(vec![
+            serde_json::from_value(json!({"ip": "10.42.0.2"})).unwrap(),
+            serde_json::from_value(json!({"ip": "fd00::2"})).unwrap(),
+        ]);
+        let subsets = subsets_for(&svc, &[Arc::new(p)]);
+        assert_eq!(ips(&subsets[0].addresses), ["fd00::2"]);
+    }
+
+    #[test]
+    fn trigger_time_is_the_latest_change() {
+        let svc = service(json!({"selector": {"app": "web"}}));
+        let time = last_change(&svc, &[pod("a", "10.42.0.2", true)]);
+        assert_eq!(format_time(time), "2026-01-01T00:00:05Z");
+    }
+}

@@ -345,3 +345,127 @@ fn error_policy(_: Arc<Service>, error: &Error, _: Arc<Context>) -> Action {
     tracing::warn!(%error, "endpointslice controller");
     Action::requeue(Duration::from_secs(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::tests::{pod, service};
+    use serde_json::json;
+
+    fn ep(ip: &str) -> Endpoint {
+        Endpoint {
+            addresses: vec![ip.to_string()],
+            ..Endpoint::default()
+        }
+    }
+
+    fn ips(endpoints: &[Endpoint]) -> Vec<&str> {
+        endpoints.iter().map(|e| e.addresses[0].as_str()).collect()
+    }
+
+    #[test]
+    fn packs_at_most_max_per_slice() {
+        let desired: Vec<Endpoint> = (0..250).map(|i| ep(&format!("10.0.{}.{}", i / 256, i % 256))).collect();
+        let packed = pack(Vec::new(), desired, 100);
+        let sizes: Vec<usize> = packed.slices.iter().map(|(_, e)| e.len()).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        assert!(packed.slices.iter().all(|(name, _)| name.is_none()));
+    }
+
+    #[test]
+    fn endpoints_stay_in_their_slice_and_new_ones_fill_free_room() {
+        let existing = vec![
+            ("a".to_string(), vec![ep("10.0.0.1"), ep("10.0.0.2")]),
+            ("b".to_string(), vec![ep("10.0.0.3")]),
+            ("c".to_string(), vec![ep("10.0.0.9")]),
+        ];
+        let desired = vec![
+            ep("10.0.0.1"),
+            ep("10.0.0.2"),
+            ep("10.0.0.3"),
+            ep("10.0.0.4"),
+            ep("10.0.0.5"),
+        ];
+        let packed = pack(existing, desired, 3);
+        assert_eq!(packed.unused, ["c"], "a slice left empty is deleted");
+        let slices: Vec<(Option<&str>, Vec<&str>)> =
+            packed.slices.iter().map(|(n, e)| (n.as_deref(), ips(e))).collect();
+        assert_eq!(
+            slices,
+            [
+                (Some("a"), vec!["10.0.0.1", "10.0.0.2", "10.0.0.4"]),
+                (Some("b"), vec!["10.0.0.3", "10.0.0.5"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_emptied_slice_is_reused_for_new_endpoints() {
+        let existing = vec![
+            ("a".to_string(), vec![ep("10.0.0.1")]),
+            ("b".to_string(), vec![ep("10.0.0.2")]),
+        ];
+        let packed = pack(existing, vec![ep("10.0.0.1"), ep("10.0.0.7"), ep("10.0.0.8")], 2);
+        assert!(packed.unused.is_empty());
+        let names: Vec<Option<&str>> = packed.slices.iter().map(|(n, _)| n.as_deref()).collect();
+        assert_eq!(names, [Some("a"), Some("b")]);
+    }
+
+    #[test]
+    fn endpoints_carry_conditions_node_zone_and_ports() {
+        let svc = service(json!({"selector": {"app": "web"}, "ipFamilies": ["IPv4"],
+            "ports": [{"name": "web", "port": 80, "targetPort": "http", "protocol": "TCP"}]}));
+        let mut terminating = (*pod("t", "10.42.0.4", true)).clone();
+        terminating.metadata.deletion_timestamp = terminating.metadata.creation_timestamp.clone();
+        let pods = [
+            pod("a", "10.42.0.2", true),
+            pod("b", "10.42.0.3", false),
+            Arc::new(terminating),
+        ];
+        let groups = desired_endpoints(&svc, &pods, &|node| Some(format!("zone-of-{node}")));
+        assert_eq!(groups.len(), 1);
+        let (ports, endpoints) = groups.values().next().unwrap();
+        assert_eq!(ports[0].port, Some(8080));
+        assert_eq!(ports[0].name.as_deref(), Some("web"));
+        let conditions: Vec<(bool, bool, bool)> = endpoints
+            .iter()
+            .map(|e| {
+                let c = e.conditions.as_ref().unwrap();
+                (c.ready.unwrap(), c.serving.unwrap(), c.terminating.unwrap())
+            })
+            .collect();
+        assert_eq!(
+            conditions,
+            [(true, true, false), (false, false, false), (false, true, true)]
+        );
+        assert_eq!(endpoints[0].zone.as_deref(), Some("zone-of-node-1"));
+        assert_eq!(endpoints[0].node_name.as_deref(), Some("node-1"));
+        assert_eq!(endpoints[0].target_ref.as_ref().unwrap().name.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn one_slice_set_per_address_family() {
+        let svc = service(json!({"selector": {"app": "web"}, "ipFamilies": ["IPv4", "IPv6"], "ports": [{"port": 80}]}));
+        let mut p = (*pod("a", "10.42.0.2", true)).clone();
+        p.status.as_mut().unwrap().pod_ips = Some(vec![
+            serde_json::from_value(json!({"ip": "10.42.0.2"})).unwrap(),
+            serde_json::from_value(json!({"ip": "fd00::2"})).unwrap(),
+        ]);
+        let groups = desired_endpoints(&svc, &[Arc::new(p)], &|_| None);
+        let types: Vec<&str> = groups.keys().map(|s| s.address_type.as_str()).collect();
+        assert_eq!(types, ["IPv4", "IPv6"]);
+    }
+
+    #[test]
+    fn a_service_without_endpoints_keeps_one_placeholder() {
+        let svc = service(json!({"selector": {"app": "web"}, "ports": [{"port": 80}]}));
+        let plan = plan(&svc, &[], BTreeMap::new());
+        assert_eq!(plan.write.len(), 1);
+        let placeholder = &plan.write[0];
+        assert!(placeholder.endpoints.is_empty() && placeholder.ports.is_none());
+        assert_eq!(placeholder.address_type, "IPv4");
+        assert_eq!(placeholder.metadata.generate_name.as_deref(), Some("web-"));
+        let owner = &placeholder.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.controller), ("Service", Some(true)));
+    }
+}

@@ -31,7 +31,7 @@
 //! Upstream's "Cancelling deletion" Event for pods whose taint went away
 //! before their time is not emitted: nothing is scheduled to cancel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -345,8 +345,8 @@ impl Monitor {
         let now = Timestamp::now();
         let mut nodes: Vec<Node> = self.nodes.state().iter().map(|n| (**n).clone()).collect();
         nodes.sort_by_key(|n| n.name_any());
-        self.health
-            .retain(|name, _| nodes.iter().any(|n| &n.name_any() == name));
+        let names: HashSet<String> = nodes.iter().map(|n| n.name_any()).collect();
+        self.health.retain(|name, _| names.contains(name));
         for node in &mut nodes {
             if let Err(error) = self.check_health(node, now).await {
                 tracing::warn!(%error, node = node.name_any(), "node lifecycle: updating node health");
@@ -660,4 +660,209 @@ async fn evict(client: &kube::Client, pod: &Pod) -> Result<(), Error> {
 fn eviction_error(_: Arc<Pod>, error: &Error, _: Arc<EvictionContext>) -> Action {
     tracing::warn!(%error, "taint eviction controller");
     Action::requeue(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).unwrap()
+    }
+
+    fn node(ready: Option<&str>, heartbeat: i64) -> Node {
+        let conditions: Vec<serde_json::Value> = ready
+            .map(|status| {
+                vec![
+                    json!({"type": "Ready", "status": status, "lastHeartbeatTime": at(heartbeat).to_string()}),
+                    json!({"type": "MemoryPressure", "status": "False"}),
+                ]
+            })
+            .unwrap_or_default();
+        serde_json::from_value(json!({
+            "metadata": {"name": "n", "creationTimestamp": at(0).to_string(),
+                         "labels": {"topology.kubernetes.io/zone": "z1"}},
+            "status": {"conditions": conditions},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn probe_time_moves_only_when_a_heartbeat_changes() {
+        let n = node(Some("True"), 100);
+        let first = observe(None, &n, Some(at(100)), at(1000));
+        assert_eq!(first.probe, at(1000), "a node seen first starts its grace period now");
+        let same = observe(Some(&first), &n, Some(at(100)), at(1010));
+        assert_eq!(same.probe, at(1000));
+        let renewed = observe(Some(&same), &n, Some(at(110)), at(1020));
+        assert_eq!(renewed.probe, at(1020), "a Lease renewal is a heartbeat");
+        let status = observe(Some(&renewed), &node(Some("True"), 120), Some(at(110)), at(1030));
+        assert_eq!(status.probe, at(1030), "so is a Ready heartbeat");
+        let never = observe(None, &node(None, 0), None, at(1000));
+        assert_eq!(
+            never.probe,
+            at(0),
+            "a node that never posted Ready counts from its creation"
+        );
+    }
+
+    #[test]
+    fn grace_periods() {
+        let options = ControllerManagerOptions::default();
+        assert_eq!(grace_period(&node(Some("True"), 0), &options), Duration::from_secs(50));
+        assert_eq!(grace_period(&node(None, 0), &options), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_silent_node_turns_unknown_with_upstream_reasons() {
+        let conditions = silent_conditions(&node(Some("True"), 5), at(100)).unwrap();
+        let ready = conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(ready.status, "Unknown");
+        assert_eq!(ready.reason.as_deref(), Some("NodeStatusUnknown"));
+        assert_eq!(ready.message.as_deref(), Some("Kubelet stopped posting node status."));
+        assert_eq!(
+            ready.last_heartbeat_time,
+            Some(Time(at(5))),
+            "the last heartbeat is kept"
+        );
+        let disk = conditions.iter().find(|c| c.type_ == "DiskPressure").unwrap();
+        assert_eq!(disk.reason.as_deref(), Some("NodeStatusNeverUpdated"));
+        assert_eq!(disk.message.as_deref(), Some("Kubelet never posted node status."));
+        let mut unknown = node(None, 0);
+        unknown.status.as_mut().unwrap().conditions = Some(conditions);
+        assert_eq!(silent_conditions(&unknown, at(200)), None, "already Unknown: no write");
+    }
+
+    #[test]
+    fn taints_follow_conditions_and_keep_other_taints() {
+        let mut n = node(Some("Unknown"), 0);
+        n.spec = Some(
+            serde_json::from_value(json!({"unschedulable": true,
+            "taints": [{"key": "dedicated", "effect": "NoSchedule"},
+                       {"key": NOT_READY, "effect": "NoExecute", "timeAdded": at(1).to_string()}]}))
+            .unwrap(),
+        );
+        assert_eq!(no_schedule_taints(&n), [UNREACHABLE, UNSCHEDULABLE]);
+        assert_eq!(no_execute_taint(&n), Some(UNREACHABLE));
+        let current = n.spec.as_ref().unwrap().taints.clone().unwrap();
+        let taints = desired_taints(&current, &no_schedule_taints(&n), Some(UNREACHABLE), at(9)).unwrap();
+        let keys: Vec<(&str, &str)> = taints.iter().map(|t| (t.key.as_str(), t.effect.as_str())).collect();
+        assert_eq!(
+            keys,
+            [
+                ("dedicated", "NoSchedule"),
+                (UNREACHABLE, "NoSchedule"),
+                (UNSCHEDULABLE, "NoSchedule"),
+                (UNREACHABLE, "NoExecute")
+            ]
+        );
+        assert!(taints.iter().skip(1).all(|t| t.time_added == Some(Time(at(9)))));
+        assert_eq!(
+            desired_taints(&taints, &no_schedule_taints(&n), Some(UNREACHABLE), at(10)),
+            None
+        );
+        let recovered = desired_taints(&taints, &[], None, at(11)).unwrap();
+        assert_eq!(recovered.len(), 1, "only the user's taint is left");
+    }
+
+    #[test]
+    fn zone_states_and_rates_as_upstream() {
+        let options = ControllerManagerOptions::default();
+        assert_eq!(zone_state(0, 2, 0.55), ZoneState::FullDisruption);
+        assert_eq!(
+            zone_state(1, 2, 0.55),
+            ZoneState::Normal,
+            "at most two not ready is normal"
+        );
+        assert_eq!(zone_state(2, 3, 0.55), ZoneState::PartialDisruption);
+        assert_eq!(zone_state(5, 3, 0.55), ZoneState::Normal);
+        assert_eq!(eviction_rate(ZoneState::Normal, 10, &options), 0.1);
+        assert_eq!(eviction_rate(ZoneState::FullDisruption, 10, &options), 0.1);
+        assert_eq!(eviction_rate(ZoneState::PartialDisruption, 10, &options), 0.0);
+        assert_eq!(eviction_rate(ZoneState::PartialDisruption, 51, &options), 0.01);
+    }
+
+    #[test]
+    fn the_limiter_allows_one_then_waits_for_the_rate() {
+        let start = Instant::now();
+        let mut limiter = Limiter::new(start);
+        assert!(limiter.try_take(0.1, start));
+        assert!(!limiter.try_take(0.1, start + Duration::from_secs(5)));
+        assert!(limiter.try_take(0.1, start + Duration::from_secs(10)));
+        assert!(
+            !limiter.try_take(0.0, start + Duration::from_secs(100)),
+            "rate 0 stops tainting"
+        );
+    }
+
+    fn toleration(value: serde_json::Value) -> Toleration {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn taint(key: &str, added: i64) -> Taint {
+        Taint {
+            key: key.into(),
+            effect: "NoExecute".into(),
+            time_added: Some(Time(at(added))),
+            value: None,
+        }
+    }
+
+    #[test]
+    fn eviction_timing_follows_tolerations() {
+        let now = at(100);
+        let taints = [taint(UNREACHABLE, 95)];
+        assert_eq!(eviction(&[], &taints, now), Eviction::Now, "not tolerated");
+        let forever = toleration(json!({"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}));
+        assert_eq!(eviction(std::slice::from_ref(&forever), &taints, now), Eviction::Never);
+        let brief = toleration(json!({"key": UNREACHABLE, "operator": "Exists", "tolerationSeconds": 2}));
+        assert_eq!(
+            eviction(std::slice::from_ref(&brief), &taints, now),
+            Eviction::Now,
+            "95 + 2 is past"
+        );
+        let long = toleration(json!({"operator": "Exists", "tolerationSeconds": 300}));
+        assert_eq!(
+            eviction(std::slice::from_ref(&long), &taints, now),
+            Eviction::At(at(395))
+        );
+        assert_eq!(
+            eviction(&[long, forever], &taints, now),
+            Eviction::At(at(395)),
+            "the shortest wins"
+        );
+        let other = toleration(json!({"key": NOT_READY, "operator": "Exists"}));
+        assert_eq!(eviction(&[other], &taints, now), Eviction::Now);
+        let no_schedule = [Taint {
+            effect: "NoSchedule".into(),
+            ..taint(UNREACHABLE, 0)
+        }];
+        assert_eq!(
+            eviction(&[], &no_schedule, now),
+            Eviction::Never,
+            "NoSchedule evicts nothing"
+        );
+    }
+
+    #[test]
+    fn tolerations_match_as_upstream() {
+        let t = Taint {
+            value: Some("gpu".into()),
+            ..taint("dedicated", 0)
+        };
+        let check = |v: serde_json::Value| tolerates(&toleration(v), &t);
+        assert!(check(
+            json!({"key": "dedicated", "value": "gpu", "effect": "NoExecute"})
+        ));
+        assert!(check(json!({"key": "dedicated", "operator": "Equal", "value": "gpu"})));
+        assert!(!check(json!({"key": "dedicated", "value": "cpu"})));
+        assert!(!check(
+            json!({"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"})
+        ));
+        assert!(
+            check(json!({"operator": "Exists"})),
+            "an empty key with Exists tolerates everything"
+        );
+    }
 }
