@@ -71,7 +71,15 @@ pub async fn run(client: kube::Client) {
         })
         .run(reconcile, error_policy, context)
         .for_each(|_| futures::future::ready(()));
+    // A Service's deletion (or any change) looks at the Endpoints of its name.
+    let same_name =
+        |s: Service| Some(ObjectRef::<Endpoints>::new(&s.name_any()).within(&s.namespace().unwrap_or_default()));
     let cleanup = Controller::new(Api::<Endpoints>::all(client.clone()), watcher::Config::default())
+        .watches(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
+            same_name,
+        )
         .run(remove_orphan, cleanup_error, Arc::new(client))
         .for_each(|_| futures::future::ready(()));
     tokio::join!(pods_reflector, main, cleanup);
