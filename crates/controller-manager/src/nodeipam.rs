@@ -137,12 +137,54 @@ fn from_u128(value: u128, v4: bool) -> IpAddr {
     }
 }
 
+/// The allocation set over the node informer: rebuilt from every listed
+/// node's podCIDRs on first use, so allocations survive restarts.
+struct Allocator {
+    nodes: Store<Node>,
+    set: Mutex<Option<CidrSet>>,
+    empty: CidrSet,
+}
+
+impl Allocator {
+    fn with_set<T>(&self, f: impl FnOnce(&mut CidrSet) -> T) -> T {
+        let mut guard = self.set.lock().expect("cidr set lock");
+        let set = guard.get_or_insert_with(|| {
+            let mut set = self.empty.clone();
+            for node in self.nodes.state() {
+                for cidr in pod_cidrs(&node) {
+                    set.occupy(&cidr, &node.name_any());
+                }
+            }
+            set
+        });
+        f(set)
+    }
+
+    /// Records the node's own podCIDRs; false if one conflicts.
+    fn occupy(&self, node: &Node) -> bool {
+        let name = node.name_any();
+        self.with_set(|set| pod_cidrs(node).iter().all(|cidr| set.occupy(cidr, &name)))
+    }
+
+    /// A free CIDR for `node`; when none is, the CIDRs of nodes gone from
+    /// the informer are released first.
+    fn allocate(&self, node: &str) -> Option<IpNet> {
+        self.with_set(|set| {
+            set.allocate(node).or_else(|| {
+                set.release_where(|holder| self.nodes.get(&ObjectRef::new(holder)).is_none());
+                set.allocate(node)
+            })
+        })
+    }
+
+    fn release(&self, node: &str) {
+        self.with_set(|set| set.release(node));
+    }
+}
+
 struct Context {
     client: kube::Client,
-    nodes: Store<Node>,
-    /// The set, once rebuilt from the listed nodes.
-    cidrs: Mutex<Option<CidrSet>>,
-    empty: CidrSet,
+    allocator: Allocator,
 }
 
 pub async fn run(client: kube::Client, options: ControllerManagerOptions) {
@@ -154,14 +196,13 @@ pub async fn run(client: kube::Client, options: ControllerManagerOptions) {
         Err(error) => return tracing::error!(%error, "node IPAM controller not started"),
     };
     let controller = Controller::new(Api::<Node>::all(client.clone()), watcher::Config::default());
-    let context = Arc::new(Context {
-        client,
+    let allocator = Allocator {
         nodes: controller.store(),
-        cidrs: Mutex::new(None),
+        set: Mutex::new(None),
         empty,
-    });
+    };
     controller
-        .run(reconcile, error_policy, context)
+        .run(reconcile, error_policy, Arc::new(Context { client, allocator }))
         .for_each(|_| futures::future::ready(()))
         .await;
 }
@@ -174,46 +215,20 @@ fn pod_cidrs(node: &Node) -> Vec<IpNet> {
     all.filter_map(|c| c.parse().ok()).collect()
 }
 
-/// Runs `f` on the allocation set, building it from every listed node first.
-fn with_set<T>(context: &Context, f: impl FnOnce(&mut CidrSet) -> T) -> T {
-    let mut guard = context.cidrs.lock().expect("cidr set lock");
-    let set = guard.get_or_insert_with(|| {
-        let mut set = context.empty.clone();
-        for node in context.nodes.state() {
-            for cidr in pod_cidrs(&node) {
-                set.occupy(&cidr, &node.name_any());
-            }
-        }
-        set
-    });
-    f(set)
-}
-
 async fn reconcile(node: Arc<Node>, context: Arc<Context>) -> Result<Action, Error> {
-    let _ = context.nodes.wait_until_ready().await;
+    let allocator = &context.allocator;
+    let _ = allocator.nodes.wait_until_ready().await;
     let name = node.name_any();
-    let existing = pod_cidrs(&node);
-    if !existing.is_empty() {
-        with_set(&context, |set| {
-            for cidr in &existing {
-                if !set.occupy(cidr, &name) {
-                    tracing::warn!(node = name, %cidr, "podCIDR outside the cluster CIDR or held by another node");
-                }
-            }
-        });
+    if !pod_cidrs(&node).is_empty() {
+        if !allocator.occupy(&node) {
+            tracing::warn!(node = name, "podCIDR outside the cluster CIDR or held by another node");
+        }
         return Ok(Action::await_change());
     }
     if node.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let nodes = &context.nodes;
-    let allocated = with_set(&context, |set| {
-        set.allocate(&name).or_else(|| {
-            set.release_where(|holder| nodes.get(&ObjectRef::new(holder)).is_none());
-            set.allocate(&name)
-        })
-    });
-    let Some(cidr) = allocated else {
+    let Some(cidr) = allocator.allocate(&name) else {
         record_event(
             &context.client,
             &object_reference(node.as_ref()),
@@ -228,7 +243,7 @@ async fn reconcile(node: Arc<Node>, context: Arc<Context>) -> Result<Action, Err
     let patch = json!({"spec": {"podCIDR": cidr.to_string(), "podCIDRs": [cidr.to_string()]}});
     let api: Api<Node> = Api::all(context.client.clone());
     if let Err(error) = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        with_set(&context, |set| set.release(&name));
+        allocator.release(&name);
         return Err(error.into());
     }
     tracing::info!(node = name, %cidr, "allocated podCIDR");
@@ -285,6 +300,45 @@ mod tests {
         assert_eq!(set.allocate("c"), Some(net("10.0.0.2/32")), "not the lowest free one");
         assert_eq!(set.allocate("d"), Some(net("10.0.0.3/32")));
         assert_eq!(set.allocate("e"), Some(net("10.0.0.0/32")), "wraps around");
+    }
+
+    fn node(name: &str, cidr: Option<&str>) -> Node {
+        let spec = cidr.map(|c| serde_json::from_value(json!({"podCIDR": c, "podCIDRs": [c]})).unwrap());
+        Node {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            spec,
+            status: None,
+        }
+    }
+
+    #[test]
+    fn a_restarted_allocator_keeps_existing_allocations_and_frees_deleted_nodes() {
+        let (nodes, mut writer) = kube::runtime::reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(node("a", Some("10.42.0.0/24"))));
+        writer.apply_watcher_event(&watcher::Event::InitApply(node("b", Some("10.42.1.0/24"))));
+        writer.apply_watcher_event(&watcher::Event::InitApply(node("c", None)));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let allocator = Allocator {
+            nodes,
+            set: Mutex::new(None),
+            empty: CidrSet::new(net("10.42.0.0/23"), Some(24)).unwrap(),
+        };
+        assert!(allocator.occupy(&node("a", Some("10.42.0.0/24"))));
+        assert!(
+            !allocator.occupy(&node("x", Some("10.42.1.0/24"))),
+            "b's, known from the list"
+        );
+        assert_eq!(allocator.allocate("c"), None, "both CIDRs are held");
+        writer.apply_watcher_event(&watcher::Event::Delete(node("a", Some("10.42.0.0/24"))));
+        assert_eq!(
+            allocator.allocate("c"),
+            Some(net("10.42.0.0/24")),
+            "a's CIDR, freed when a went"
+        );
     }
 
     #[test]

@@ -343,7 +343,7 @@ struct Monitor {
 impl Monitor {
     async fn pass(&mut self) {
         let now = Timestamp::now();
-        let mut nodes: Vec<Node> = self.nodes.state().iter().map(|n| (**n).clone()).collect();
+        let mut nodes: Vec<Arc<Node>> = self.nodes.state();
         nodes.sort_by_key(|n| n.name_any());
         let names: HashSet<String> = nodes.iter().map(|n| n.name_any()).collect();
         self.health.retain(|name, _| names.contains(name));
@@ -373,8 +373,8 @@ impl Monitor {
     }
 
     /// Marks the node's conditions Unknown once its grace period passed
-    /// without a heartbeat; `node` is updated in place.
-    async fn check_health(&mut self, node: &mut Node, now: Timestamp) -> Result<(), Error> {
+    /// without a heartbeat; `node` is replaced by what was written.
+    async fn check_health(&mut self, node: &mut Arc<Node>, now: Timestamp) -> Result<(), Error> {
         let name = node.name_any();
         let lease = self
             .leases
@@ -386,9 +386,10 @@ impl Monitor {
             health.probe + SignedDuration::try_from(grace_period(node, &self.options)).unwrap_or_default() < now;
         self.health.insert(name.clone(), health);
         if expired && let Some(conditions) = silent_conditions(node, now) {
-            node.status.get_or_insert_with(Default::default).conditions = Some(conditions);
+            let mut silent = (**node).clone();
+            silent.status.get_or_insert_with(Default::default).conditions = Some(conditions);
             let api: Api<Node> = Api::all(self.client.clone());
-            *node = api.replace_status(&name, &PostParams::default(), &*node).await?;
+            *node = Arc::new(api.replace_status(&name, &PostParams::default(), &silent).await?);
             tracing::info!(node = name, "node stopped posting status; conditions set to Unknown");
         }
         let ready = ready_status(node);
@@ -399,7 +400,7 @@ impl Monitor {
             let message = format!("Node {name} status is now: NodeNotReady");
             record_event(
                 &self.client,
-                &object_reference(&*node),
+                &object_reference(node.as_ref()),
                 "Normal",
                 "NodeNotReady",
                 &message,
@@ -411,7 +412,7 @@ impl Monitor {
     }
 
     /// Each zone's state and NoExecute rate.
-    fn zone_rates(&self, nodes: &[Node]) -> HashMap<String, (ZoneState, f32)> {
+    fn zone_rates(&self, nodes: &[Arc<Node>]) -> HashMap<String, (ZoneState, f32)> {
         let mut counts: HashMap<String, (usize, usize)> = HashMap::new();
         for node in nodes {
             let entry = counts.entry(zone_of(node)).or_default();
@@ -431,7 +432,7 @@ impl Monitor {
             .collect()
     }
 
-    fn pods_by_node(&self, nodes: &[Node]) -> HashMap<String, Vec<Arc<Pod>>> {
+    fn pods_by_node(&self, nodes: &[Arc<Node>]) -> HashMap<String, Vec<Arc<Pod>>> {
         let mut by_node: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
         if nodes.iter().all(|n| no_execute_taint(n).is_none()) {
             return by_node;
