@@ -11,13 +11,13 @@
 //! them. A pod relabelled away from a Service is not mapped back to it, so
 //! every Service is also resynced every few minutes (upstream keeps the old
 //! labels to catch that at once). The Endpoints of a deleted Service are
-//! removed by a second reconciler over Endpoints, as upstream deletes them
-//! when the Service goes.
+//! removed from the Service watch's deletions and relists, as upstream
+//! deletes them when the Service goes and at start.
 //!
 //! The pod selection, readiness and port rules live here and are shared
 //! with the EndpointSlice controller (upstream's `endpointutil`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,10 +29,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 
 use crate::Error;
 use crate::replicaset::is_ready;
@@ -71,17 +71,7 @@ pub async fn run(client: kube::Client) {
         })
         .run(reconcile, error_policy, context)
         .for_each(|_| futures::future::ready(()));
-    // A Service's deletion (or any change) looks at the Endpoints of its name.
-    let same_name =
-        |s: Service| Some(ObjectRef::<Endpoints>::new(&s.name_any()).within(&s.namespace().unwrap_or_default()));
-    let cleanup = Controller::new(Api::<Endpoints>::all(client.clone()), watcher::Config::default())
-        .watches(
-            Api::<Service>::all(client.clone()),
-            watcher::Config::default(),
-            same_name,
-        )
-        .run(remove_orphan, cleanup_error, Arc::new(client))
-        .for_each(|_| futures::future::ready(()));
+    let cleanup = remove_leftovers(client);
     tokio::join!(pods_reflector, main, cleanup);
 }
 
@@ -416,35 +406,71 @@ fn error_policy(_: Arc<Service>, error: &Error, _: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(1))
 }
 
-/// Deletes the Endpoints of a Service that no longer exists (confirmed
-/// with a live read), as upstream does when a Service is deleted.
-async fn remove_orphan(endpoints: Arc<Endpoints>, client: Arc<kube::Client>) -> Result<Action, Error> {
-    if endpoints.annotations().contains_key(LEADER) || endpoints.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
-    let namespace = endpoints.namespace().unwrap_or_default();
-    let services: Api<Service> = Api::namespaced((*client).clone(), &namespace);
-    if services.get_opt(&endpoints.name_any()).await?.is_some() {
-        return Ok(Action::await_change());
-    }
-    let api: Api<Endpoints> = Api::namespaced((*client).clone(), &namespace);
-    let params = DeleteParams {
-        preconditions: Some(kube::api::Preconditions {
-            uid: endpoints.uid(),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    match api.delete(&endpoints.name_any(), &params).await {
-        Ok(_) => Ok(Action::await_change()),
-        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(Action::await_change()),
-        Err(error) => Err(error.into()),
+/// Deletes the Endpoints of deleted Services, as upstream does when a
+/// Service goes and, at start, for Services deleted while it was down
+/// (here after every relist, which may also have missed a deletion).
+/// Endpoints created without a Service are otherwise left alone, as
+/// upstream leaves them. A failed deletion is retried at the next relist.
+async fn remove_leftovers(client: kube::Client) {
+    let services = watcher(Api::<Service>::all(client.clone()), watcher::Config::default()).default_backoff();
+    let mut services = std::pin::pin!(services);
+    let mut listed: HashSet<(String, String)> = HashSet::new();
+    while let Some(event) = services.next().await {
+        let result = match event {
+            Ok(watcher::Event::Delete(service)) => remove_if_orphan(&client, &key_of(&service)).await,
+            Ok(watcher::Event::Init) => {
+                listed.clear();
+                Ok(())
+            }
+            Ok(watcher::Event::InitApply(service)) => {
+                listed.insert(key_of(&service));
+                Ok(())
+            }
+            Ok(watcher::Event::InitDone) => remove_unlisted(&client, &listed).await,
+            Ok(watcher::Event::Apply(_)) => Ok(()),
+            Err(error) => Err(Error::Pending(error.to_string())),
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "endpoint controller: removing the Endpoints of deleted Services");
+        }
     }
 }
 
-fn cleanup_error(_: Arc<Endpoints>, error: &Error, _: Arc<kube::Client>) -> Action {
-    tracing::warn!(%error, "endpoint controller (cleanup)");
-    Action::requeue(Duration::from_secs(2))
+fn key_of(object: &impl ResourceExt) -> (String, String) {
+    (object.namespace().unwrap_or_default(), object.name_any())
+}
+
+/// Removes the Endpoints whose Service was not in the last full list
+/// (leader-election locks excepted, as upstream).
+async fn remove_unlisted(client: &kube::Client, listed: &HashSet<(String, String)>) -> Result<(), Error> {
+    let all = Api::<Endpoints>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    for endpoints in all.items {
+        let key = key_of(&endpoints);
+        if !listed.contains(&key) && !endpoints.annotations().contains_key(LEADER) {
+            remove_if_orphan(client, &key).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the Endpoints `(namespace, name)` unless a Service of that name
+/// exists (read live: the Service may have been created again meanwhile).
+async fn remove_if_orphan(client: &kube::Client, (namespace, name): &(String, String)) -> Result<(), Error> {
+    if Api::<Service>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let api: Api<Endpoints> = Api::namespaced(client.clone(), namespace);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 #[cfg(test)]

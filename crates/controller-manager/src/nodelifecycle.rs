@@ -41,7 +41,7 @@ use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
@@ -487,10 +487,15 @@ impl Monitor {
 
     /// Upstream's `MarkPodsNotReady`: the pods of a node that is not Ready are not ready either.
     async fn mark_pods_not_ready(&self, node: &Node, pods: &[Arc<Pod>]) {
-        for pod in pods.iter().filter(|p| is_ready(p)) {
-            let patch = json!({"status": {"conditions": [
-                {"type": "Ready", "status": "False", "lastTransitionTime": Timestamp::now().to_string()}
-            ]}});
+        let live = |p: &&Arc<Pod>| p.metadata.deletion_timestamp.is_none();
+        for pod in pods.iter().filter(live).filter(|p| is_ready(p)) {
+            // Guarded by the resourceVersion: a pod whose deletion began meanwhile is left alone.
+            let patch = json!({
+                "metadata": {"resourceVersion": pod.resource_version()},
+                "status": {"conditions": [
+                    {"type": "Ready", "status": "False", "lastTransitionTime": Timestamp::now().to_string()}
+                ]},
+            });
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
             match api
                 .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(patch))
@@ -623,36 +628,57 @@ async fn reconcile_eviction(pod: Arc<Pod>, context: Arc<EvictionContext>) -> Res
 }
 
 /// Deletes a pod for a NoExecute taint, as upstream's taint manager does.
+/// The informer may lag behind an eviction already made, so the pod is read
+/// afresh and its condition written guarded by its resourceVersion: a pod
+/// already being deleted is left alone.
 async fn evict(client: &kube::Client, pod: &Pod) -> Result<(), Error> {
     let namespace = pod.namespace().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let Some(current) = api.get_opt(&pod.name_any()).await? else {
+        return Ok(());
+    };
+    if current.metadata.deletion_timestamp.is_some() || current.uid() != pod.uid() {
+        return Ok(());
+    }
     let message = format!("Marking for deletion Pod {namespace}/{}", pod.name_any());
+    let reference = object_reference(pod);
     record_event(
         client,
-        &object_reference(pod),
+        &reference,
         "Normal",
         "TaintManagerEviction",
         &message,
         EVICTION_COMPONENT,
     )
     .await;
-    let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let condition = json!({"status": {"conditions": [{
-        "type": "DisruptionTarget",
-        "status": "True",
-        "reason": "DeletionByTaintManager",
-        "message": "Taint manager: deleting due to NoExecute taint",
-        "lastTransitionTime": Timestamp::now().to_string(),
-    }]}});
+    let condition = json!({
+        "metadata": {"resourceVersion": current.resource_version()},
+        "status": {"conditions": [{
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "DeletionByTaintManager",
+            "message": "Taint manager: deleting due to NoExecute taint",
+            "lastTransitionTime": Timestamp::now().to_string(),
+        }]},
+    });
     let gone = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 404);
+    let params = PatchParams::default();
     match api
-        .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(condition))
+        .patch_status(&pod.name_any(), &params, &Patch::Strategic(condition))
         .await
     {
         Err(e) if gone(&e) => return Ok(()),
         Err(e) => return Err(e.into()),
         Ok(_) => {}
     }
-    match api.delete(&pod.name_any(), &DeleteParams::default()).await {
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: pod.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&pod.name_any(), &params).await {
         Err(e) if !gone(&e) => Err(e.into()),
         _ => Ok(()),
     }
