@@ -404,3 +404,26 @@ fn pods_of_a_failed_node_are_evicted_and_replaced_and_collected_with_it() {
         victims.iter().all(|v| !names.contains(v)).then_some(())
     });
 }
+
+#[test]
+fn a_node_cidr_mask_that_does_not_fit_the_cluster_cidr_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args([
+            "server",
+            "--cluster-cidr",
+            "10.42.0.0/16",
+            "--node-cidr-mask-size",
+            "8",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--node-cidr-mask-size 8 must be between the cluster CIDR's prefix /16 and /32"),
+        "{stderr}"
+    );
+}
