@@ -117,45 +117,50 @@ async fn reconcile(service: Arc<Service>, context: Arc<Context>) -> Result<Actio
     if selector_of(&service).is_none() || service.metadata.deletion_timestamp.is_some() {
         return Ok(Action::requeue(RESYNC));
     }
-    let namespace = service.namespace().unwrap_or_default();
-    let api: Api<Endpoints> = Api::namespaced(context.client.clone(), &namespace);
+    let api: Api<Endpoints> = Api::namespaced(context.client.clone(), &service.namespace().unwrap_or_default());
     let pods = selected_pods(&context.pods, &service);
-    let (subsets, truncated) = truncate(subsets_for(&service, &pods));
     let current = api.get_opt(&service.name_any()).await?;
-    let labels = endpoints_labels(&service);
-    if let Some(current) = &current {
-        let same = current.subsets.clone().unwrap_or_default() == subsets
-            && current.labels() == &labels
-            && current.annotations().contains_key(OVER_CAPACITY) == truncated;
-        if same {
-            return Ok(Action::requeue(RESYNC));
-        }
+    let Some(endpoints) = desired(&service, &pods, current.as_ref()) else {
+        return Ok(Action::requeue(RESYNC));
+    };
+    let params = PostParams::default();
+    match current {
+        Some(_) => api.replace(&service.name_any(), &params, &endpoints).await?,
+        None => api.create(&params, &endpoints).await?,
+    };
+    Ok(Action::requeue(RESYNC))
+}
+
+/// The Endpoints the Service should have; `None` when `current` already
+/// says that (its trigger time is then left as it is).
+fn desired(service: &Service, pods: &[Arc<Pod>], current: Option<&Endpoints>) -> Option<Endpoints> {
+    let (subsets, truncated) = truncate(subsets_for(service, pods));
+    let labels = endpoints_labels(service);
+    let unchanged = current.is_some_and(|c| {
+        c.subsets.clone().unwrap_or_default() == subsets
+            && c.labels() == &labels
+            && c.annotations().contains_key(OVER_CAPACITY) == truncated
+    });
+    if unchanged {
+        return None;
     }
-    let mut annotations = current.as_ref().map(|c| c.annotations().clone()).unwrap_or_default();
+    let mut annotations = current.map(|c| c.annotations().clone()).unwrap_or_default();
     annotations.remove(OVER_CAPACITY);
     if truncated {
         annotations.insert(OVER_CAPACITY.into(), "truncated".into());
     }
-    annotations.insert(TRIGGER_TIME.into(), format_time(last_change(&service, &pods)));
-    let endpoints = Endpoints {
+    annotations.insert(TRIGGER_TIME.into(), format_time(last_change(service, pods)));
+    Some(Endpoints {
         metadata: ObjectMeta {
             name: Some(service.name_any()),
-            namespace: Some(namespace),
+            namespace: service.namespace(),
             labels: Some(labels),
             annotations: Some(annotations),
-            resource_version: current.as_ref().and_then(|c| c.resource_version()),
+            resource_version: current.and_then(|c| c.resource_version()),
             ..ObjectMeta::default()
         },
         subsets: (!subsets.is_empty()).then_some(subsets),
-    };
-    match current {
-        Some(_) => {
-            api.replace(&service.name_any(), &PostParams::default(), &endpoints)
-                .await?
-        }
-        None => api.create(&PostParams::default(), &endpoints).await?,
-    };
-    Ok(Action::requeue(RESYNC))
+    })
 }
 
 /// The Service's labels, plus upstream's markers: headless Services, and
@@ -600,6 +605,28 @@ pub(crate) mod tests {
         ]);
         let subsets = subsets_for(&svc, &[Arc::new(p)]);
         assert_eq!(ips(&subsets[0].addresses), ["fd00::2"]);
+    }
+
+    #[test]
+    fn endpoints_are_written_only_when_they_change_and_flag_truncation() {
+        let svc = service(json!({"selector": {"app": "web"}, "ports": [{"port": 80}]}));
+        let pods: Vec<Arc<Pod>> = (0..1001)
+            .map(|i| pod(&format!("p{i}"), &format!("10.42.{}.{}", i / 250, i % 250 + 1), true))
+            .collect();
+        let first = desired(&svc, &pods, None).unwrap();
+        assert_eq!(first.annotations()[OVER_CAPACITY], "truncated");
+        assert_eq!(first.annotations()[TRIGGER_TIME], "2026-01-01T00:00:05Z");
+        assert_eq!(first.labels()[SKIP_MIRROR], "true");
+        assert_eq!(
+            first.subsets.as_ref().unwrap()[0].addresses.as_ref().unwrap().len(),
+            1000
+        );
+        assert!(
+            desired(&svc, &pods, Some(&first)).is_none(),
+            "nothing changed: no write"
+        );
+        let fewer = desired(&svc, &pods[..10], Some(&first)).unwrap();
+        assert!(!fewer.annotations().contains_key(OVER_CAPACITY));
     }
 
     #[test]

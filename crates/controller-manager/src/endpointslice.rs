@@ -92,8 +92,7 @@ async fn reconcile(service: Arc<Service>, context: Arc<Context>) -> Result<Actio
     let plan = plan(&service, &existing, desired);
     let labels = slice_labels(&service);
     let trigger = endpoint::format_time(endpoint::last_change(&service, &pods));
-    for slice in plan.write {
-        let mut slice = slice;
+    for mut slice in plan.write {
         let unchanged = existing
             .iter()
             .any(|e| e.metadata.name == slice.metadata.name && same(e, &slice, &labels));
