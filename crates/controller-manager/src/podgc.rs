@@ -128,8 +128,10 @@ impl Pass<'_> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
         let gone = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 404);
         if !is_terminated(pod) {
-            let conditions: Vec<Value> = condition.into_iter().collect();
-            let patch = json!({"status": {"phase": "Failed", "conditions": conditions}});
+            let mut patch = json!({"status": {"phase": "Failed"}});
+            if let Some(condition) = condition {
+                patch["status"]["conditions"] = json!([condition]);
+            }
             match api
                 .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(patch))
                 .await
