@@ -427,3 +427,26 @@ fn a_node_cidr_mask_that_does_not_fit_the_cluster_cidr_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn finished_pods_beyond_the_threshold_are_collected_oldest_first() {
+    let c = Cluster::start_with(&["--terminated-pod-gc-threshold", "2", "--pod-gc-period", "1s"]);
+    let _nodes = c.simulate(1);
+    let phase = |name: &str| c.ok(&["get", "pod", name, "-o", "jsonpath={.status.phase}"]);
+    for name in ["done-1", "done-2", "done-3"] {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "annotations": {"simulate.capstan.io/exit-after": "1s"}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}});
+        c.ok_in(&["create", "-f", "-"], &pod.to_string());
+        if name != "done-3" {
+            eventually(&c, 20, "the pod to finish", || {
+                (phase(name) == "Succeeded").then_some(())
+            });
+        }
+    }
+    eventually(&c, 20, "the oldest finished pod to be collected", || {
+        let left = names(&c.get_json(&["get", "pods"]));
+        (left == ["done-2", "done-3"]).then_some(())
+    });
+    assert_eq!(phase("done-2"), "Succeeded", "two finished pods are kept");
+}
