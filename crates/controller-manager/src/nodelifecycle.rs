@@ -101,6 +101,8 @@ pub async fn run(client: kube::Client, options: ControllerManagerOptions) {
         let _ = monitor.nodes.wait_until_ready().await;
         let _ = monitor.leases.wait_until_ready().await;
         let mut tick = tokio::time::interval(monitor.options.node_monitor_period);
+        // A slow pass delays the next, as upstream's `wait.Until`; no burst to catch up.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             monitor.pass().await;

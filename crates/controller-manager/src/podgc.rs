@@ -40,6 +40,8 @@ pub async fn run(client: kube::Client, options: ControllerManagerOptions) {
         let _ = nodes.wait_until_ready().await;
         let mut missing_since: HashMap<String, Instant> = HashMap::new();
         let mut tick = tokio::time::interval(options.pod_gc_period);
+        // A slow pass delays the next, as upstream's `wait.Until`; no burst to catch up.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let pass = Pass {
