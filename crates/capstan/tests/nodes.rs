@@ -201,7 +201,14 @@ fn services_get_endpoints_and_slices_from_pod_readiness() {
 
 #[test]
 fn nodes_get_pod_cidrs_until_the_range_runs_out() {
-    let c = Cluster::start_with(&["--cluster-cidr", "10.99.0.0/23", "--node-cidr-mask-size", "24"]);
+    let c = Cluster::start_with(&[
+        "--cluster-cidr",
+        "10.99.0.0/23",
+        "--node-cidr-mask-size",
+        "24",
+        "--node-monitor-period",
+        "500ms",
+    ]);
     let node = |name: &str| json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}).to_string();
     let cidr_of = |name: &str| c.ok(&["get", "node", name, "-o", "jsonpath={.spec.podCIDRs[*]}"]);
     c.ok_in(&["create", "-f", "-"], &node("node-a"));
