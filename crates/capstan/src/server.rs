@@ -66,7 +66,13 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     leader_election: LeaderElectionArgs,
+
+    #[command(flatten)]
+    controllers: crate::component::ControllerFlags,
 }
+
+/// k3s's pod range, used when `--cluster-cidr` is not given.
+const DEFAULT_CLUSTER_CIDR: &str = "10.42.0.0/16";
 
 impl ServerArgs {
     fn endpoint(&self) -> Result<Endpoint> {
@@ -82,6 +88,12 @@ impl ServerArgs {
             interval: (window / 5).clamp(Duration::from_secs(1), Duration::from_secs(60)),
             ..CompactionPolicy::default()
         })
+    }
+
+    fn controller_options(&self) -> Result<capstan_controller_manager::ControllerManagerOptions> {
+        let mut flags = self.controllers.clone();
+        flags.cluster_cidr = flags.cluster_cidr.or(Some(DEFAULT_CLUSTER_CIDR.parse()?));
+        flags.options()
     }
 
     fn serve_options(&self) -> Result<ServeOptions> {
@@ -111,6 +123,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
 
 async fn serve(args: ServerArgs) -> Result<()> {
     let endpoint = args.endpoint()?;
+    let controller_options = args.controller_options()?;
     prepare_dir(&args.data_dir)?;
     if let Endpoint::Sqlite(path) = &endpoint {
         prepare_dir(path.parent().unwrap_or(Path::new(".")))?;
@@ -141,8 +154,12 @@ async fn serve(args: ServerArgs) -> Result<()> {
     let components: Vec<_> = clients
         .into_iter()
         .map(|(component, client)| {
-            let (election, stop) = (args.leader_election.clone(), stopping(&stopped));
-            tokio::spawn(async move { component.run(client, &election, stop).await })
+            let (election, options, stop) = (
+                args.leader_election.clone(),
+                controller_options.clone(),
+                stopping(&stopped),
+            );
+            tokio::spawn(async move { component.run(client, &election, &options, stop).await })
         })
         .collect();
 

@@ -10,10 +10,15 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoint;
+pub mod endpointslice;
 pub mod garbagecollector;
 pub mod history;
 pub mod job;
 pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod replication;
 pub mod serviceaccount;
@@ -21,9 +26,86 @@ pub mod statefulset;
 pub mod ttlafterfinished;
 
 use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ipnet::IpNet;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+
+/// The controller manager's settings, named after upstream's
+/// kube-controller-manager flags; `Default` is upstream's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControllerManagerOptions {
+    /// `--cluster-cidr`: the range node podCIDRs come from; without it no
+    /// CIDRs are allocated (upstream's `--allocate-node-cidrs=false`).
+    pub cluster_cidr: Option<IpNet>,
+    /// `--node-cidr-mask-size`: the prefix length of each node's podCIDR;
+    /// `None` means upstream's 24 for IPv4 and 64 for IPv6.
+    pub node_cidr_mask_size: Option<u8>,
+    /// `--node-monitor-period`: how often node health is checked.
+    pub node_monitor_period: Duration,
+    /// `--node-monitor-grace-period`: how long a node may go without a
+    /// heartbeat before it is marked Unknown (50 s since Kubernetes 1.32).
+    pub node_monitor_grace_period: Duration,
+    /// `--node-startup-grace-period`: the same for a node that never posted Ready.
+    pub node_startup_grace_period: Duration,
+    /// `--node-eviction-rate`: nodes per second tainted NoExecute in a healthy zone.
+    pub node_eviction_rate: f32,
+    /// `--secondary-node-eviction-rate`: the same in a partially disrupted zone.
+    pub secondary_node_eviction_rate: f32,
+    /// `--unhealthy-zone-threshold`: the share of not-ready nodes that makes a zone unhealthy.
+    pub unhealthy_zone_threshold: f32,
+    /// `--large-cluster-size-threshold`: smaller zones stop evicting when partially disrupted.
+    pub large_cluster_size_threshold: u32,
+    /// `--terminated-pod-gc-threshold`: finished pods kept before the oldest are
+    /// deleted; 0 disables that collection.
+    pub terminated_pod_gc_threshold: u32,
+    /// How often pod GC runs (upstream's fixed `gcCheckPeriod`).
+    pub pod_gc_period: Duration,
+    /// How long pod GC waits before deleting the pods of a missing node
+    /// (upstream's fixed `quarantineTime`).
+    pub pod_gc_quarantine: Duration,
+}
+
+impl Default for ControllerManagerOptions {
+    fn default() -> Self {
+        ControllerManagerOptions {
+            cluster_cidr: None,
+            node_cidr_mask_size: None,
+            node_monitor_period: Duration::from_secs(5),
+            node_monitor_grace_period: Duration::from_secs(50),
+            node_startup_grace_period: Duration::from_secs(60),
+            node_eviction_rate: 0.1,
+            secondary_node_eviction_rate: 0.01,
+            unhealthy_zone_threshold: 0.55,
+            large_cluster_size_threshold: 50,
+            terminated_pod_gc_threshold: 12500,
+            pod_gc_period: Duration::from_secs(20),
+            pod_gc_quarantine: Duration::from_secs(40),
+        }
+    }
+}
+
+impl ControllerManagerOptions {
+    /// Rejects settings upstream's controller manager refuses to start with.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(cidr) = &self.cluster_cidr {
+            nodeipam::CidrSet::new(*cidr, self.node_cidr_mask_size)?;
+        }
+        if self.node_monitor_period.is_zero() {
+            return Err("--node-monitor-period must be greater than 0".into());
+        }
+        Ok(())
+    }
+}
 
 /// Runs every controller until `shutdown` resolves.
-pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn run(
+    client: kube::Client,
+    options: ControllerManagerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let controllers = async {
         tokio::join!(
             namespace::run(client.clone()),
@@ -37,6 +119,11 @@ pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send
             job::run(client.clone()),
             cronjob::run(client.clone()),
             ttlafterfinished::run(client.clone()),
+            endpoint::run(client.clone()),
+            endpointslice::run(client.clone()),
+            nodelifecycle::run(client.clone(), options.clone()),
+            nodeipam::run(client.clone(), options.clone()),
+            podgc::run(client.clone(), options.clone()),
         );
     };
     tokio::select! {
@@ -52,6 +139,17 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Pending(String),
+}
+
+/// A read cache of `api` (an informer): the store, and the future that
+/// keeps it current, to be polled beside the controller that reads it.
+pub(crate) fn reflect<K>(api: kube::Api<K>, config: watcher::Config) -> (Store<K>, impl Future<Output = ()>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, config).default_backoff().reflect(writer);
+    (store, stream.for_each(|_| futures::future::ready(())))
 }
 
 /// How kube-rs's dynamic API addresses a resource from the registry.
