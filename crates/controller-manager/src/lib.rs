@@ -106,28 +106,28 @@ pub async fn run(
     options: ControllerManagerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let controllers = async {
-        tokio::join!(
-            namespace::run(client.clone()),
-            serviceaccount::run(client.clone()),
-            replicaset::run(client.clone()),
-            replication::run(client.clone()),
-            deployment::run(client.clone()),
-            daemonset::run(client.clone()),
-            statefulset::run(client.clone()),
-            garbagecollector::run(client.clone()),
-            job::run(client.clone()),
-            cronjob::run(client.clone()),
-            ttlafterfinished::run(client.clone()),
-            endpoint::run(client.clone()),
-            endpointslice::run(client.clone()),
-            nodelifecycle::run(client.clone(), options.clone()),
-            nodeipam::run(client.clone(), options.clone()),
-            podgc::run(client.clone(), options.clone()),
-        );
-    };
+    // One task per controller: each is polled from a shallow stack (the
+    // futures are large), and dropping the set — shutdown, or a lost
+    // leader election — aborts them all.
+    let mut controllers = tokio::task::JoinSet::new();
+    controllers.spawn(namespace::run(client.clone()));
+    controllers.spawn(serviceaccount::run(client.clone()));
+    controllers.spawn(replicaset::run(client.clone()));
+    controllers.spawn(replication::run(client.clone()));
+    controllers.spawn(deployment::run(client.clone()));
+    controllers.spawn(daemonset::run(client.clone()));
+    controllers.spawn(statefulset::run(client.clone()));
+    controllers.spawn(garbagecollector::run(client.clone()));
+    controllers.spawn(job::run(client.clone()));
+    controllers.spawn(cronjob::run(client.clone()));
+    controllers.spawn(ttlafterfinished::run(client.clone()));
+    controllers.spawn(endpoint::run(client.clone()));
+    controllers.spawn(endpointslice::run(client.clone()));
+    controllers.spawn(nodelifecycle::run(client.clone(), options.clone()));
+    controllers.spawn(nodeipam::run(client.clone(), options.clone()));
+    controllers.spawn(podgc::run(client.clone(), options));
     tokio::select! {
-        _ = controllers => tracing::warn!("controllers stopped"),
+        _ = controllers.join_all() => tracing::warn!("controllers stopped"),
         _ = shutdown => {}
     }
 }

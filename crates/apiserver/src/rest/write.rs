@@ -220,7 +220,13 @@ async fn write_loop(
             return Ok(new);
         }
         let finalized = meta::finalizers(&new).is_empty() && !namespace_finalizers(&new);
-        let written = if meta::is_deleting(&new) && finalized {
+        // A graceful pod deletion still waits for its kubelet, as upstream's
+        // ShouldDeleteDuringUpdate: only a zero grace period ends it here.
+        let grace_over = old
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_none_or(|grace| grace == 0);
+        let written = if meta::is_deleting(&new) && finalized && grace_over {
             // The last finalizer is gone: the deletion completes now.
             call.server.objects.delete(key, Some(old_revision)).await
         } else {
