@@ -83,11 +83,17 @@ async fn rolling_updates_keep_max_unavailable_and_undo_and_scale_and_cascade() {
                         states.remove(pod.metadata.name.as_deref().unwrap());
                     }
                     watcher::Event::Init => states.clear(),
-                    watcher::Event::InitDone => {}
+                    watcher::Event::InitDone => {
+                        // Counting starts with the whole initial list seen.
+                        *lowest.lock().unwrap() = states.values().filter(|r| **r).count();
+                        continue;
+                    }
                 }
                 let now = states.values().filter(|r| **r).count();
                 let mut lowest = lowest.lock().unwrap();
-                *lowest = (*lowest).min(now);
+                if *lowest != usize::MAX {
+                    *lowest = (*lowest).min(now);
+                }
             }
         })
     };

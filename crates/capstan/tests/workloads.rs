@@ -35,7 +35,7 @@ fn eventually<T>(cluster: &Cluster, what: &str, mut check: impl FnMut() -> Optio
 
 /// The live (not terminating) pods with label `app=<app>`.
 fn pods(cluster: &Cluster, app: &str) -> Vec<Value> {
-    let list = cluster.get_json(&["pods", "-l", &format!("app={app}")]);
+    let list = cluster.get_json(&["get", "pods", "-l", &format!("app={app}")]);
     let items = list["items"].as_array().cloned().unwrap_or_default();
     items
         .into_iter()
@@ -111,7 +111,7 @@ fn daemon_set_runs_one_pod_per_eligible_node_and_rolls_back() {
         tolerations.contains(&"node.kubernetes.io/unreachable"),
         "{tolerations:?}"
     );
-    let ds = cluster.get_json(&["ds", "agent"]);
+    let ds = cluster.get_json(&["get", "ds", "agent"]);
     assert_eq!(ds["status"]["desiredNumberScheduled"], 2);
     assert_eq!(ds["status"]["numberReady"], 2);
 
@@ -262,7 +262,7 @@ async fn stateful_set_is_ordered_scales_in_reverse_and_partitions() {
     assert!(out.contains("partitioned roll out complete: 3 new pods"), "{out}");
 
     // Identity and storage.
-    let web1 = cluster.get_json(&["pod", "web-1"]);
+    let web1 = cluster.get_json(&["get", "pod", "web-1"]);
     assert_eq!(
         web1["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"],
         "web-1"
@@ -276,7 +276,7 @@ async fn stateful_set_is_ordered_scales_in_reverse_and_partitions() {
         field(&web1, "/spec/volumes/0/persistentVolumeClaim/claimName"),
         "www-web-1"
     );
-    let sts = cluster.get_json(&["sts", "web"]);
+    let sts = cluster.get_json(&["get", "sts", "web"]);
     let revision = field(&sts, "/status/currentRevision").to_string();
     assert_eq!(
         web1["metadata"]["labels"]["controller-revision-hash"],
@@ -318,7 +318,7 @@ async fn stateful_set_is_ordered_scales_in_reverse_and_partitions() {
         "{out}"
     );
     let images: Vec<String> = (0..3)
-        .map(|i| image(&cluster.get_json(&["pod", &format!("web-{i}")])).to_string())
+        .map(|i| image(&cluster.get_json(&["get", "pod", &format!("web-{i}")])).to_string())
         .collect();
     assert_eq!(images, ["nginx:1", "nginx:1", "nginx:2"]);
     let history = cluster.ok(&["rollout", "history", "sts/web"]);
