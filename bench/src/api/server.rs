@@ -159,29 +159,35 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
+        stop_child(&mut self.child, "capstan server", STOP_TIMEOUT);
+    }
+}
+
+/// Stops a child we spawned: SIGTERM (by PID), then SIGKILL if it is still
+/// running after `timeout`.
+pub fn stop_child(child: &mut std::process::Child, what: &str, timeout: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) with a PID we spawned and have not reaped yet.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
             return;
         }
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill(2) with a PID we spawned and have not reaped yet.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!(
-            "capstan server (pid {}) ignored SIGTERM for 20 s; killing it",
-            self.child.id()
-        );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(20));
     }
+    eprintln!(
+        "{what} (pid {}) ignored SIGTERM for {timeout:?}; killing it",
+        child.id()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A client from the admin kubeconfig, once `/readyz` answers `ok`.
