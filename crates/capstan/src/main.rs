@@ -9,6 +9,7 @@
 
 mod agent;
 mod component;
+mod dns;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -23,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane (and, later, a node) on this machine.
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Run a node (kubelet and proxy) joined to a server; for now only hollow nodes (--simulate N).
     Agent(agent::AgentArgs),
     /// Run only the API server.
@@ -109,7 +110,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Server(args) => server::run(args),
+        Command::Server(args) => server::run(*args),
         Command::Kubeconfig(args) => args.run(),
         Command::Agent(args) => {
             let count = args.simulate.expect("checked by not_built_yet");

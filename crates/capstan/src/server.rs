@@ -73,6 +73,9 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     controllers: crate::component::ControllerFlags,
+
+    #[command(flatten)]
+    dns: crate::dns::DnsArgs,
 }
 
 /// k3s's pod range, used when `--cluster-cidr` is not given.
@@ -158,7 +161,15 @@ async fn serve(args: ServerArgs) -> Result<()> {
             clients.push((component, client(&kubeconfig).await?));
         }
     }
+    let dns_client = match args.dns.disable_dns {
+        true => None,
+        false => Some(client(&listening.kubeconfig_for("system:capstan-dns", &["system:masters"])?).await?),
+    };
     let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
+    let dns = dns_client.map(|client| {
+        let (dns, domain, stop) = (args.dns.clone(), args.cluster_domain.clone(), stopping(&stopped));
+        tokio::spawn(async move { dns.run(client, domain, stop).await })
+    });
     let components: Vec<_> = clients
         .into_iter()
         .map(|(component, client)| {
@@ -183,6 +194,13 @@ async fn serve(args: ServerArgs) -> Result<()> {
     let _ = stop.send(true);
     for component in components {
         let _ = component.await;
+    }
+    if let Some(dns) = dns {
+        match dns.await {
+            Ok(Err(err)) => tracing::error!("cluster DNS: {err:#}"),
+            Err(err) => tracing::error!(%err, "cluster DNS task"),
+            Ok(Ok(())) => {}
+        }
     }
     match tokio::time::timeout(Duration::from_secs(15), api).await {
         Ok(result) => result.context("API server task")??,

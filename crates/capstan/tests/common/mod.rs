@@ -33,7 +33,11 @@ impl Cluster {
             .tempdir()
             .expect("tempdir");
         let port = free_port();
-        let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let mut args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        // Servers run side by side: each answers DNS on a port of its own.
+        if !args.iter().any(|a| a == "--dns-listen" || a == "--disable-dns") {
+            args.extend(["--dns-listen".into(), "127.0.0.1:0".into()]);
+        }
         let child = spawn_server(dir.path(), port, &args);
         let cluster = Cluster { child, dir, port, args };
         cluster.wait_ready();
