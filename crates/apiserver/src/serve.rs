@@ -97,6 +97,11 @@ impl Listening {
         Ok(self.pki.kubeconfig(&self.url, &cert, &key)?)
     }
 
+    /// The cluster CA certificate (PEM), which clients verify the API with.
+    pub fn ca_pem(&self) -> &str {
+        self.pki.ca_pem()
+    }
+
     /// Serves HTTPS until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tls::serve(

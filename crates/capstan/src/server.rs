@@ -150,6 +150,10 @@ async fn serve(args: ServerArgs) -> Result<()> {
         .compaction()
         .map(|policy| tokio::spawn(capstan_store::compaction::run(store.clone(), policy, stopped.clone())));
     let listening = Listening::bind(&args.serve_options()?, store.clone()).await?;
+    let controller_options = capstan_controller_manager::ControllerManagerOptions {
+        root_ca: Some(listening.ca_pem().to_string()),
+        ..controller_options
+    };
     let mut clients = Vec::new();
     for (component, disabled) in [
         (Component::ControllerManager, args.disable_controller_manager),
