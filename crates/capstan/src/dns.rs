@@ -12,10 +12,6 @@ use serde_json::json;
 
 #[derive(Args, Clone, Debug)]
 pub struct DnsArgs {
-    /// The cluster DNS address: the `kube-dns` Service's ClusterIP, the nameserver of pods.
-    #[arg(long, default_value = "10.43.0.10")]
-    pub cluster_dns: IpAddr,
-
     /// Where the DNS server answers, UDP and TCP.
     #[arg(long, default_value = "127.0.0.1:10053")]
     pub dns_listen: SocketAddr,
@@ -43,10 +39,10 @@ impl DnsArgs {
     pub async fn run(
         self,
         client: kube::Client,
-        cluster_domain: String,
+        (cluster_dns, cluster_domain): (IpAddr, String),
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
-        ensure_service(&client, self.cluster_dns).await?;
+        ensure_service(&client, cluster_dns).await?;
         let options = capstan_dns::DnsOptions {
             listen: self.dns_listen,
             cluster_domain,

@@ -60,6 +60,10 @@ pub struct ServerArgs {
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
 
+    /// The cluster DNS address: the `kube-dns` Service's ClusterIP, the nameserver of pods.
+    #[arg(long, default_value = "10.43.0.10")]
+    cluster_dns: IpAddr,
+
     /// Do not run the scheduler in this process (run `capstan scheduler` elsewhere).
     #[arg(long)]
     disable_scheduler: bool,
@@ -171,8 +175,9 @@ async fn serve(args: ServerArgs) -> Result<()> {
     };
     let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
     let dns = dns_client.map(|client| {
-        let (dns, domain, stop) = (args.dns.clone(), args.cluster_domain.clone(), stopping(&stopped));
-        tokio::spawn(async move { dns.run(client, domain, stop).await })
+        let (dns, stop) = (args.dns.clone(), stopping(&stopped));
+        let names = (args.cluster_dns, args.cluster_domain.clone());
+        tokio::spawn(async move { dns.run(client, names, stop).await })
     });
     let components: Vec<_> = clients
         .into_iter()
