@@ -3,12 +3,50 @@
 //! nodes (`--simulate N`, see `capstan_kubelet::hollow`), the test bed for
 //! the scheduler and controllers and the scale harness.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use capstan_kubelet::hollow::HollowOptions;
 use capstan_kubelet::nodestatus::{self, NodeTemplate};
 use clap::Args;
+
+/// The node's flags, shared by `capstan server` and `capstan agent`, with
+/// upstream kubelet's names where it has them.
+#[derive(Args, Clone, Debug)]
+pub struct NodeArgs {
+    /// The node's name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+
+    /// The node's InternalIP (default: the address of the default route's interface).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+
+    /// Use this CRI socket instead of starting Capstan's own containerd.
+    #[arg(long, value_name = "PATH")]
+    pub container_runtime_endpoint: Option<PathBuf>,
+
+    /// The port of the kubelet's HTTPS server (logs, exec, port-forward).
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
+
+    /// The cluster DNS address pods with dnsPolicy ClusterFirst resolve through.
+    #[arg(long, default_value = "10.43.0.10")]
+    pub cluster_dns: IpAddr,
+
+    /// Registry mirrors and credentials (k3s-style registries.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub registry_config: Option<PathBuf>,
+
+    /// The cgroup under which pod cgroups are created (cgroupfs driver).
+    #[arg(long, default_value = "/capstan")]
+    pub cgroup_root: String,
+
+    /// The Linux bridge pods are attached to.
+    #[arg(long, default_value = "capstan0")]
+    pub cni_bridge: String,
+}
 
 #[derive(Args)]
 pub struct AgentArgs {

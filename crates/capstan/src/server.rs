@@ -56,6 +56,13 @@ pub struct ServerArgs {
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
 
+    /// Do not run a node (kubelet on containerd) in this process: a control plane only.
+    #[arg(long)]
+    disable_agent: bool,
+
+    #[command(flatten)]
+    node: crate::agent::NodeArgs,
+
     /// Do not run the scheduler in this process (run `capstan scheduler` elsewhere).
     #[arg(long)]
     disable_scheduler: bool,
