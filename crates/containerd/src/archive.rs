@@ -189,6 +189,14 @@ impl Image {
     }
 }
 
+/// Applets a busybox test image links by default: enough for shells,
+/// web servers, probes and the usual file and network tools.
+pub const BUSYBOX_APPLETS: &[&str] = &[
+    "sh", "ash", "cat", "echo", "env", "false", "grep", "head", "hostname", "httpd", "id", "ip", "kill", "ls", "mkdir",
+    "mount", "nc", "nslookup", "ping", "ps", "pwd", "rm", "seq", "sleep", "sort", "tail", "tee", "test", "touch",
+    "true", "uname", "wc", "wget", "whoami", "yes", "date", "dd", "printf", "stat", "top", "tr", "sed",
+];
+
 /// A busybox image: `/bin/busybox` (the static binary's bytes) with a
 /// symlink `/bin/<applet>` for each applet, the usual top-level
 /// directories, and `sh` as its command.

@@ -30,6 +30,7 @@ pub mod archive;
 pub mod config;
 pub mod cri;
 pub mod import;
+pub mod killall;
 pub mod pause;
 mod process;
 pub mod registries;
@@ -66,6 +67,8 @@ pub enum Error {
     RegistryConfig { path: PathBuf, message: String },
     #[error("importing {path}: {message}")]
     Import { path: PathBuf, message: String },
+    #[error("invalid argument: {0}")]
+    Invalid(String),
     #[error("invalid image archive: {0}")]
     Archive(String),
 }
