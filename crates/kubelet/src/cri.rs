@@ -1,44 +1,51 @@
-//! The CRI v1 client: the kubelet's only way to the container runtime.
-//! (Interim version on the `pods` branch; the `runtime` branch owns this file.)
+//! The kubelet's CRI v1 client: the runtime and image services of one
+//! container runtime, over its unix socket.
+//!
+//! Both clients share one HTTP/2 channel (tonic multiplexes calls on it and
+//! reconnects when the runtime restarts), and cloning a [`Cri`] is cheap, so
+//! every pod worker can hold its own.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use hyper_util::rt::TokioIo;
+use capstan_containerd::cri::{API_VERSION, channel};
+pub use k8s_cri::v1 as api;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
-pub use k8s_cri::v1 as api;
+/// Why the runtime could not be reached.
+pub type Error = capstan_containerd::Error;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("connecting to the CRI socket {path}: {source}")]
-    Connect {
-        path: PathBuf,
-        source: tonic::transport::Error,
-    },
-}
-
-/// Both CRI services over one connection; cheap to clone.
-#[derive(Clone)]
+/// The CRI clients of one runtime.
+#[derive(Clone, Debug)]
 pub struct Cri {
     pub runtime: RuntimeServiceClient<Channel>,
     pub images: ImageServiceClient<Channel>,
 }
 
-/// Connects to the runtime's unix socket.
+/// Connects to the CRI runtime listening on `endpoint` and checks that it
+/// answers `Version` for CRI v1.
 pub async fn connect(endpoint: &Path) -> Result<Cri, Error> {
-    let path = endpoint.to_path_buf();
-    let socket = path.clone();
-    let channel = Endpoint::from_static("http://[::]")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
-        }))
-        .await
-        .map_err(|source| Error::Connect { path, source })?;
-    Ok(Cri {
+    let channel = channel(endpoint).await?;
+    let mut cri = Cri {
         runtime: RuntimeServiceClient::new(channel.clone()),
         images: ImageServiceClient::new(channel),
-    })
+    };
+    let version = cri
+        .runtime
+        .version(api::VersionRequest {
+            version: API_VERSION.into(),
+        })
+        .await
+        .map_err(|status| Error::Cri {
+            call: "Version",
+            status: Box::new(status),
+        })?
+        .into_inner();
+    tracing::debug!(
+        runtime = version.runtime_name,
+        version = version.runtime_version,
+        "connected to CRI"
+    );
+    Ok(cri)
 }

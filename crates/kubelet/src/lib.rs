@@ -15,6 +15,9 @@
 //!   like kubemark's hollow kubelet): [`podsync`] with [`simruntime`]
 //!   instead of containers, [`podstatus`] and [`podips`] for their status.
 //! * Shared by both: [`nodestatus`] (conditions, versions) and [`nodelease`].
+//! * The runtime is reached through [`cri`] (CRI v1 over its unix socket);
+//!   it is Capstan's own containerd (crate `capstan-containerd`) unless
+//!   `--container-runtime-endpoint` names another; [`images`] pulls.
 
 pub mod backoff;
 pub mod cgroups;
