@@ -4,8 +4,9 @@
 
 mod common;
 
+use capstan_containerd::testing::LocalRegistry;
 use capstan_containerd::{Containerd, cri, import};
-use common::{TestRegistry, TestRuntime, busybox_image};
+use common::{TestRuntime, busybox_image};
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::{AuthConfig, ImageSpec, PullImageRequest};
 
@@ -23,7 +24,7 @@ fn pull_request(image: &str, auth: Option<AuthConfig>) -> PullImageRequest {
 #[tokio::test]
 async fn pull_from_a_loopback_registry_needs_the_credentials() {
     let rt = TestRuntime::new();
-    let registry = TestRegistry::start();
+    let registry = LocalRegistry::start();
     let tarball = registry.dir().join("bb.tar");
     busybox_image("docker.io/capstan-test/busybox:push")
         .write_to(&tarball)
@@ -70,7 +71,7 @@ async fn pull_from_a_loopback_registry_needs_the_credentials() {
 #[tokio::test]
 async fn a_registries_yaml_mirror_is_used_through_hosts_toml() {
     let rt = TestRuntime::new();
-    let registry = TestRegistry::start();
+    let registry = LocalRegistry::start();
     let tarball = registry.dir().join("bb.tar");
     busybox_image("docker.io/capstan-test/busybox:push")
         .write_to(&tarball)
