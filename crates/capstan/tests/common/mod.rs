@@ -21,12 +21,20 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `capstan server` and waits until `/readyz` passes.
+    /// Starts `capstan server` without a node (`--disable-agent`) and waits
+    /// until `/readyz` passes.
     pub fn start() -> Cluster {
         Self::start_with(&[])
     }
 
+    /// [`start`](Self::start) with extra server flags.
     pub fn start_with(extra_args: &[&str]) -> Cluster {
+        let mut args = vec!["--disable-agent"];
+        args.extend_from_slice(extra_args);
+        Self::spawn(&args)
+    }
+
+    fn spawn(extra_args: &[&str]) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("capstan-e2e-")
             .tempdir()
