@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use capstan_containerd::registries::Registries;
 use capstan_containerd::{Containerd, ContainerdConfig};
 use capstan_kubelet::hollow::HollowOptions;
 use capstan_kubelet::kubelet::{Kubelet, KubeletOptions};
@@ -110,6 +111,10 @@ pub async fn run_node(
         kubelet_port: args.kubelet_port,
         cluster_dns: vec![args.cluster_dns],
         cluster_domain: cluster_domain.to_string(),
+        registries: match &args.registry_config {
+            Some(path) => Registries::load(path)?,
+            None => Registries::default(),
+        },
     };
     let result = Kubelet::run(client, cri, options, shutdown).await;
     if let Some(containerd) = containerd {

@@ -34,6 +34,8 @@ pub mod killall;
 pub mod pause;
 mod process;
 pub mod registries;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::ContainerdConfig;
 pub use import::import_images;

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use capstan_containerd::registries::Registries;
 use futures::StreamExt;
 use k8s_cri::v1::{ListPodSandboxRequest, RemovePodSandboxRequest, StopPodSandboxRequest, VersionRequest};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -31,6 +32,7 @@ use tokio::sync::Notify;
 use crate::cgroups::PodCgroups;
 use crate::cri::Cri;
 use crate::dns::{ClusterDns, HostResolv};
+use crate::images::ImageManager;
 use crate::network::Network;
 use crate::node::{self, NodeConfig};
 use crate::pod_workers::PodWorkers;
@@ -61,6 +63,8 @@ pub struct KubeletOptions {
     pub kubelet_port: u16,
     pub cluster_dns: Vec<IpAddr>,
     pub cluster_domain: String,
+    /// `--registry-config`: credentials used when no imagePullSecret matches.
+    pub registries: Registries,
 }
 
 /// What every pod worker shares.
@@ -74,6 +78,8 @@ pub struct Context {
     pub cgroups: PodCgroups,
     pub dns: ClusterDns,
     pub host_resolv: HostResolv,
+    /// Pull policy, credentials and pull back-off for every pod's images.
+    pub images: ImageManager,
 }
 
 impl Context {
@@ -131,6 +137,7 @@ impl Kubelet {
                 domain: options.cluster_domain.clone(),
             },
             host_resolv: HostResolv::read(),
+            images: ImageManager::new(options.registries.clone()),
             options,
         });
         let changed = Arc::new(Notify::new());

@@ -32,7 +32,7 @@ use crate::kubelet::Context;
 use crate::podstatus::go_duration;
 use crate::sandbox::{self, POD_UID, Sandbox};
 use crate::status::{self, Observed, Waiting};
-use crate::{dns, images, quantity};
+use crate::{dns, quantity};
 
 /// How often a pod is synced when nothing happens.
 const RESYNC: Duration = Duration::from_secs(10);
@@ -422,9 +422,12 @@ impl PodRuntime {
             reason: reason.into(),
             message,
         };
-        let image_ref = images::ensure_image(&self.ctx.cri, &self.ctx.client, pod, container)
-            .await
-            .map_err(|e| (false, waiting(&e.reason, e.message)))?;
+        let image_ref = (self
+            .ctx
+            .images
+            .ensure_image(&self.ctx.cri, &self.ctx.client, pod, container)
+            .await)
+            .map_err(|e| (false, waiting(e.reason.as_str(), e.message)))?;
         let pod_dir = self.ctx.pod_dir(&self.uid);
         let mounts = self
             .mounts(pod, container, &pod_dir, restart_count)

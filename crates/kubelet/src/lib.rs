@@ -17,7 +17,8 @@
 //! * Shared by both: [`nodestatus`] (conditions, versions) and [`nodelease`].
 //! * The runtime is reached through [`cri`] (CRI v1 over its unix socket);
 //!   it is Capstan's own containerd (crate `capstan-containerd`) unless
-//!   `--container-runtime-endpoint` names another; [`images`] pulls.
+//!   `--container-runtime-endpoint` names another; [`images`] makes sure a
+//!   container's image is there (pull policy, imagePullSecrets, back-off).
 
 pub mod backoff;
 pub mod cgroups;
