@@ -22,11 +22,27 @@
 //! * [`podstatus`] turns that into a `PodStatus` with upstream's conditions
 //!   and container statuses; [`podips`] hands out pod IPs from the node's
 //!   `spec.podCIDR`, as CNI's host-local IPAM does.
+//!
+//! Building blocks of the real (CRI) node, each turning part of a pod spec
+//! into what the runtime needs:
+//!
+//! * [`resources`]: requests/limits → CRI `LinuxContainerResources`, the
+//!   pod cgroup's totals and the QoS class.
+//! * [`securitycontext`]: `securityContext` → CRI security contexts, with
+//!   upstream's `runAsNonRoot` checks.
+//! * [`envvars`]: a container's environment (env, envFrom, service links),
+//!   reading objects through [`objects::Objects`]; [`fieldpath`] is the
+//!   downward API it shares with volumes.
 
+pub mod envvars;
+pub mod fieldpath;
 pub mod hollow;
 pub mod nodelease;
 pub mod nodestatus;
+pub mod objects;
 pub mod podips;
 pub mod podstatus;
 pub mod podsync;
+pub mod resources;
+pub mod securitycontext;
 pub mod simruntime;
