@@ -392,12 +392,15 @@ pub(crate) mod tests {
             _: &str,
             mut request: TokenRequest,
         ) -> Result<TokenRequest, kube::Error> {
+            // A JWT-shaped token whose claims say what was asked.
+            use base64::Engine;
+            let now = jiff::Timestamp::now().as_second();
             let spec = &request.spec;
-            let token = format!(
-                "token-for-{}-{}",
-                spec.audiences.join(","),
-                spec.expiration_seconds.unwrap_or_default()
-            );
+            let claims = json!({"aud": spec.audiences, "iat": now,
+                "exp": now + spec.expiration_seconds.unwrap_or(3600),
+                "pod": spec.bound_object_ref.as_ref().and_then(|r| r.name.clone())});
+            let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+            let token = format!("eyJhbGciOiJub25lIn0.{claims}.sig");
             request.status = Some(
                 serde_json::from_value(json!({"token": token, "expirationTimestamp": "2030-01-01T00:00:00Z"})).unwrap(),
             );

@@ -33,6 +33,9 @@
 //! * [`envvars`]: a container's environment (env, envFrom, service links),
 //!   reading objects through [`objects::Objects`]; [`fieldpath`] is the
 //!   downward API it shares with volumes.
+//! * [`volume`]: a pod's volumes under its directory (emptyDir, hostPath,
+//!   configMap, secret, downwardAPI, projected with bound tokens) and each
+//!   container's CRI mounts; re-running it propagates updates.
 
 pub mod envvars;
 pub mod fieldpath;
@@ -46,3 +49,4 @@ pub mod podsync;
 pub mod resources;
 pub mod securitycontext;
 pub mod simruntime;
+pub mod volume;
