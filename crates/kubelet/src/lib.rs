@@ -23,6 +23,10 @@
 //!   and container statuses; [`podips`] hands out pod IPs from the node's
 //!   `spec.podCIDR`, as CNI's host-local IPAM does.
 //!
+//! The real node talks to its container runtime through [`cri`] (the CRI v1
+//! clients over the runtime's unix socket); its runtime is Capstan's own
+//! containerd (crate `capstan-containerd`).
+//!
 //! Building blocks of the real (CRI) node, each turning part of a pod spec
 //! into what the runtime needs:
 //!
@@ -37,6 +41,7 @@
 //!   configMap, secret, downwardAPI, projected with bound tokens) and each
 //!   container's CRI mounts; re-running it propagates updates.
 
+pub mod cri;
 pub mod envvars;
 pub mod fieldpath;
 pub mod hollow;
