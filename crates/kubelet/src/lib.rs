@@ -40,6 +40,8 @@
 //! * [`volume`]: a pod's volumes under its directory (emptyDir, hostPath,
 //!   configMap, secret, downwardAPI, projected with bound tokens) and each
 //!   container's CRI mounts; re-running it propagates updates.
+//! * [`probe`]: exec/httpGet/tcpSocket/grpc probes and the per-container
+//!   liveness/readiness/startup workers whose state the pod worker watches.
 
 pub mod cri;
 pub mod envvars;
@@ -51,6 +53,7 @@ pub mod objects;
 pub mod podips;
 pub mod podstatus;
 pub mod podsync;
+pub mod probe;
 pub mod resources;
 pub mod securitycontext;
 pub mod simruntime;
