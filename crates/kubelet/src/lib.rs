@@ -42,11 +42,14 @@
 //!   container's CRI mounts; re-running it propagates updates.
 //! * [`probe`]: exec/httpGet/tcpSocket/grpc probes and the per-container
 //!   liveness/readiness/startup workers whose state the pod worker watches.
+//! * [`lifecycle`]: postStart and preStop hooks with upstream's failure
+//!   handling and grace-period accounting.
 
 pub mod cri;
 pub mod envvars;
 pub mod fieldpath;
 pub mod hollow;
+pub mod lifecycle;
 pub mod nodelease;
 pub mod nodestatus;
 pub mod objects;

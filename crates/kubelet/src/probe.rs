@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::{Container, HTTPHeader, Pod, Probe};
+use k8s_openapi::api::core::v1::{Container, HTTPGetAction, HTTPHeader, Pod, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -147,15 +147,7 @@ pub async fn run(probe: &Probe, container: &Container, target: &ProbeTarget) -> 
         return Ok(exec_sync(cri, &target.container_id, command, timeout).await);
     }
     if let Some(get) = &probe.http_get {
-        let port = resolve_port(&get.port, container)?;
-        let host = get.host.as_deref().filter(|h| !h.is_empty()).unwrap_or(&target.pod_ip);
-        let scheme = get.scheme.as_deref().unwrap_or("HTTP").to_lowercase();
-        let url = Url {
-            https: scheme == "https",
-            host: host.to_string(),
-            port,
-            path: normalize_path(get.path.as_deref().unwrap_or_default()),
-        };
+        let url = http_get_url(get, container, &target.pod_ip)?;
         let headers = get.http_headers.as_deref().unwrap_or_default();
         return Ok(http_get(url, headers, timeout).await);
     }
@@ -175,34 +167,84 @@ pub async fn run(probe: &Probe, container: &Container, target: &ProbeTarget) -> 
     Err(ProbeError::NoHandler(container.name.clone()))
 }
 
+/// The URL of an `httpGet` action: `host` defaults to the pod's IP, the
+/// port may be named, the scheme defaults to HTTP.
+pub fn http_get_url(get: &HTTPGetAction, container: &Container, pod_ip: &str) -> Result<Url, ProbeError> {
+    let port = resolve_port(&get.port, container)?;
+    let host = get.host.as_deref().filter(|h| !h.is_empty()).unwrap_or(pod_ip);
+    Ok(Url {
+        https: get.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("https")),
+        host: host.to_string(),
+        port,
+        path: normalize_path(get.path.as_deref().unwrap_or_default()),
+    })
+}
+
 /// `ExecSync` with the probe's timeout: exit 0 succeeds, other codes fail
 /// with the combined output, a timeout fails with upstream's text.
 pub async fn exec_sync(cri: &Cri, container_id: &str, command: Vec<String>, timeout: Duration) -> Outcome {
-    let mut runtime = cri.runtime.clone();
     let shown = command.join(" ");
+    match exec(cri, container_id, command, Some(timeout)).await {
+        Err(ExecError::TimedOut) => Outcome::Failure(format!("command {shown:?} timed out")),
+        Err(ExecError::Runtime(message)) => Outcome::Unknown(message),
+        Ok(result) if result.exit_code == 0 => Outcome::Success(result.output),
+        Ok(result) => Outcome::Failure(result.output),
+    }
+}
+
+/// What a command run with `ExecSync` gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecResult {
+    pub exit_code: i32,
+    /// stdout then stderr, as upstream combines them.
+    pub output: String,
+    pub stderr: String,
+}
+
+/// Why `ExecSync` gave no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    #[error("timed out")]
+    TimedOut,
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// Runs `command` in the container through CRI `ExecSync`; `timeout`
+/// `None` waits as long as the command runs (lifecycle hooks).
+pub async fn exec(
+    cri: &Cri,
+    container_id: &str,
+    command: Vec<String>,
+    timeout: Option<Duration>,
+) -> Result<ExecResult, ExecError> {
+    let mut runtime = cri.runtime.clone();
     let request = k8s_cri::v1::ExecSyncRequest {
         container_id: container_id.to_string(),
         cmd: command,
-        timeout: timeout.as_secs() as i64,
+        timeout: timeout.map_or(0, |t| t.as_secs() as i64),
     };
+    let call = runtime.exec_sync(request);
     // The runtime enforces the timeout; the client deadline only guards against a hung runtime.
-    let call = tokio::time::timeout(timeout + Duration::from_secs(2), runtime.exec_sync(request));
-    match call.await {
-        Err(_) => Outcome::Failure(format!("command {shown:?} timed out")),
-        Ok(Err(status)) if status.code() == tonic::Code::DeadlineExceeded => {
-            Outcome::Failure(format!("command {shown:?} timed out"))
-        }
-        Ok(Err(status)) => Outcome::Unknown(status.message().to_string()),
-        Ok(Ok(response)) => {
+    let response = match timeout {
+        Some(t) => tokio::time::timeout(t + Duration::from_secs(2), call)
+            .await
+            .map_err(|_| ExecError::TimedOut)?,
+        None => call.await,
+    };
+    match response {
+        Err(status) if status.code() == tonic::Code::DeadlineExceeded => Err(ExecError::TimedOut),
+        Err(status) => Err(ExecError::Runtime(status.message().to_string())),
+        Ok(response) => {
             let response = response.into_inner();
+            let stderr = String::from_utf8_lossy(&response.stderr).into_owned();
             let mut output = response.stdout;
             output.extend_from_slice(&response.stderr);
-            let output = String::from_utf8_lossy(&output).into_owned();
-            if response.exit_code == 0 {
-                Outcome::Success(output)
-            } else {
-                Outcome::Failure(output)
-            }
+            Ok(ExecResult {
+                exit_code: response.exit_code,
+                output: String::from_utf8_lossy(&output).into_owned(),
+                stderr,
+            })
         }
     }
 }
@@ -357,6 +399,16 @@ impl Url {
     }
 }
 
+/// A GET as lifecycle hooks send it: any HTTP response is success, the
+/// status is returned; errors are worded as Go's client words them.
+pub async fn http_request(url: Url, headers: &[HTTPHeader], user_agent: &str) -> Result<u16, String> {
+    let shown = url.to_string();
+    follow(url, headers, user_agent)
+        .await
+        .map(|r| r.status)
+        .map_err(|e| format!("Get {shown:?}: {e}"))
+}
+
 /// What one HTTP exchange gave.
 struct Response {
     status: u16,
@@ -369,7 +421,7 @@ struct Response {
 /// is not followed and gives a warning), anything else fails.
 pub async fn http_get(url: Url, headers: &[HTTPHeader], timeout: Duration) -> Outcome {
     let shown = url.to_string();
-    match tokio::time::timeout(timeout, follow(url, headers)).await {
+    match tokio::time::timeout(timeout, follow(url, headers, USER_AGENT)).await {
         Err(_) => Outcome::Failure(format!(
             "Get {shown:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
         )),
@@ -382,11 +434,12 @@ pub async fn http_get(url: Url, headers: &[HTTPHeader], timeout: Duration) -> Ou
     }
 }
 
-async fn follow(mut url: Url, headers: &[HTTPHeader]) -> Result<Response, String> {
+/// GETs `url`, following redirects on the same host (at most 10).
+async fn follow(mut url: Url, headers: &[HTTPHeader], user_agent: &str) -> Result<Response, String> {
     let first_host = url.host.clone();
     let mut redirects = 0;
     loop {
-        let response = exchange(&url, headers).await?;
+        let response = exchange(&url, headers, user_agent).await?;
         let redirect = matches!(response.status, 301 | 302 | 303 | 307 | 308);
         let Some(next) = response
             .location
@@ -407,14 +460,14 @@ async fn follow(mut url: Url, headers: &[HTTPHeader]) -> Result<Response, String
     }
 }
 
-async fn exchange(url: &Url, headers: &[HTTPHeader]) -> Result<Response, String> {
+async fn exchange(url: &Url, headers: &[HTTPHeader], user_agent: &str) -> Result<Response, String> {
     let addr = host_port(&url.host, url.port);
     let tcp = TcpStream::connect(&addr)
         .await
         .map_err(|e| format!("dial tcp {addr}: connect: {}", os_error_text(&e)))?;
     let mut request = http::Request::get(url.path.as_str())
         .header(http::header::HOST, addr.as_str())
-        .header(http::header::USER_AGENT, USER_AGENT)
+        .header(http::header::USER_AGENT, user_agent)
         .header(http::header::ACCEPT, "*/*")
         .header(http::header::CONNECTION, "close");
     for h in headers {
