@@ -113,6 +113,14 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     out
 }
 
+/// Upstream's `ExpandContainerCommandAndArgs`: `$(VAR)` in `command` and
+/// `args` refer to the container's resolved environment.
+pub fn expand_command(container: &Container, env: &[KeyValue]) -> (Vec<String>, Vec<String>) {
+    let lookup = |name: &str| env.iter().find(|kv| kv.key == name).map(|kv| kv.value.clone());
+    let expand_all = |list: &Option<Vec<String>>| list.iter().flatten().map(|s| expand(s, lookup)).collect();
+    (expand_all(&container.command), expand_all(&container.args))
+}
+
 fn env_name(name: &str) -> String {
     name.to_uppercase().replace('-', "_")
 }
@@ -475,6 +483,26 @@ pub(crate) mod tests {
         assert_eq!(e("$(A"), "$(A");
         assert_eq!(e("x$()y"), "x$()y");
         assert_eq!(e("ü$(A)ü"), "üaü");
+    }
+
+    #[test]
+    fn command_and_args_expand_from_the_environment() {
+        let c: Container = serde_json::from_value(json!({"name": "c",
+            "command": ["sh", "-c", "echo $(GREETING) $$(GREETING)"], "args": ["$(MISSING)", "$(PORT)"]}))
+        .unwrap();
+        let env = [
+            KeyValue {
+                key: "GREETING".into(),
+                value: "hi".into(),
+            },
+            KeyValue {
+                key: "PORT".into(),
+                value: "80".into(),
+            },
+        ];
+        let (command, args) = expand_command(&c, &env);
+        assert_eq!(command, ["sh", "-c", "echo hi $(GREETING)"]);
+        assert_eq!(args, ["$(MISSING)", "80"]);
     }
 
     #[test]

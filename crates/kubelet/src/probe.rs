@@ -633,6 +633,26 @@ pub struct ProbeFailure {
     pub grace_period_seconds: Option<i64>,
 }
 
+impl ProbeFailure {
+    /// The `Killing` event's message: upstream adds `, will be restarted`
+    /// when the restart policy brings the container back.
+    pub fn kill_message(&self, will_restart: bool) -> String {
+        if will_restart {
+            format!("{}, will be restarted", self.message)
+        } else {
+            self.message.clone()
+        }
+    }
+
+    /// The kill reason upstream records (`LivenessProbe` / `StartupProbe`).
+    pub fn reason(&self) -> &'static str {
+        match self.kind {
+            ProbeKind::Startup => "StartupProbe",
+            _ => "LivenessProbe",
+        }
+    }
+}
+
 /// What the pod worker needs from the probes of one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeState {

@@ -50,6 +50,16 @@ pub struct ImageUser {
     pub username: String,
 }
 
+impl ImageUser {
+    /// The user of an image as CRI `ImageStatus` reports it.
+    pub fn from_cri(image: &k8s_cri::v1::Image) -> ImageUser {
+        ImageUser {
+            uid: image.uid.as_ref().map(|u| u.value),
+            username: image.username.clone(),
+        }
+    }
+}
+
 /// Why a container cannot be configured, in upstream's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecurityContextError {

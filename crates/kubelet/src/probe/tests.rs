@@ -324,6 +324,11 @@ async fn readiness_follows_the_endpoint_and_liveness_asks_for_a_restart() {
     let state = wait_for(&mut probes.state, |s| s.failed.is_some()).await;
     let failed = state.failed.unwrap();
     assert_eq!(failed.message, "Container web failed liveness probe");
+    assert_eq!(
+        failed.kill_message(true),
+        "Container web failed liveness probe, will be restarted"
+    );
+    assert_eq!(failed.reason(), "LivenessProbe");
     assert_eq!(failed.grace_period_seconds, Some(5));
     let event = probes.events.recv().await.unwrap();
     assert_eq!(event.reason, "Unhealthy");
