@@ -1,8 +1,9 @@
 //! `capstan server`: the control plane on this machine.
 //!
-//! Opens the datastore, keeps its history compacted, and serves the
-//! Kubernetes API over HTTPS. The scheduler, controller manager and the
-//! node's components join here as they are built.
+//! Opens the datastore, keeps its history compacted, serves the Kubernetes
+//! API over HTTPS, runs the scheduler and the controller manager, and the
+//! node (containerd and the kubelet, see [`crate::agent::run_node`]) unless
+//! `--disable-agent`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -60,9 +61,12 @@ pub struct ServerArgs {
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
 
-    /// The cluster DNS address: the `kube-dns` Service's ClusterIP, the nameserver of pods.
-    #[arg(long, default_value = "10.43.0.10")]
-    cluster_dns: IpAddr,
+    /// Do not run a node (kubelet on containerd) in this process: a control plane only.
+    #[arg(long)]
+    disable_agent: bool,
+
+    #[command(flatten)]
+    node: crate::agent::NodeArgs,
 
     /// Do not run the scheduler in this process (run `capstan scheduler` elsewhere).
     #[arg(long)]
@@ -173,10 +177,27 @@ async fn serve(args: ServerArgs) -> Result<()> {
         true => None,
         false => Some(client(&listening.kubeconfig_for("system:capstan-dns", &["system:masters"])?).await?),
     };
+    let node_client = if args.disable_agent {
+        None
+    } else {
+        // Until RBAC lands, the node acts as system:masters too.
+        let user = format!("system:node:{}", args.node.node_name());
+        let kubeconfig = listening.kubeconfig_for(&user, &["system:nodes", "system:masters"])?;
+        Some(client(&kubeconfig).await?)
+    };
     let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
+    let mut node = node_client.map(|client| {
+        let (node_args, data_dir, domain, stop) = (
+            args.node.clone(),
+            args.data_dir.clone(),
+            args.cluster_domain.clone(),
+            stopping(&stopped),
+        );
+        tokio::spawn(async move { crate::agent::run_node(client, &node_args, &data_dir, &domain, stop).await })
+    });
     let dns = dns_client.map(|client| {
         let (dns, stop) = (args.dns.clone(), stopping(&stopped));
-        let names = (args.cluster_dns, args.cluster_domain.clone());
+        let names = (args.node.cluster_dns, args.cluster_domain.clone());
         tokio::spawn(async move { dns.run(client, names, stop).await })
     });
     let components: Vec<_> = clients
@@ -198,9 +219,22 @@ async fn serve(args: ServerArgs) -> Result<()> {
             result.context("API server task")??;
             return Ok(());
         }
+        result = async { node.as_mut().expect("guarded").await }, if node.is_some() => {
+            // The node only returns early when it cannot run: so does the server.
+            let _ = stop.send(true);
+            result.context("node task")?.context("running the node")?;
+            return Ok(());
+        }
     }
     tracing::info!("shutting down");
     let _ = stop.send(true);
+    if let Some(node) = node.take() {
+        match node.await {
+            Ok(Err(err)) => tracing::error!("node: {err:#}"),
+            Err(err) => tracing::error!(%err, "node task"),
+            Ok(Ok(())) => {}
+        }
+    }
     for component in components {
         let _ = component.await;
     }
