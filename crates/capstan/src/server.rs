@@ -185,6 +185,7 @@ async fn serve(args: ServerArgs) -> Result<()> {
         let kubeconfig = listening.kubeconfig_for(&user, &["system:nodes", "system:masters"])?;
         Some(client(&kubeconfig).await?)
     };
+    let proxy_client = node_client.clone();
     let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
     let mut node = node_client.map(|client| {
         let (node_args, data_dir, domain, stop) = (
@@ -194,6 +195,17 @@ async fn serve(args: ServerArgs) -> Result<()> {
             stopping(&stopped),
         );
         tokio::spawn(async move { crate::agent::run_node(client, &node_args, &data_dir, &domain, stop).await })
+    });
+    // The node's service proxy shares the node's identity.
+    let proxy = proxy_client.map(|client| {
+        let options = capstan_proxy::ProxyOptions {
+            node_name: args.node.node_name(),
+            cluster_cidr: controller_options.cluster_cidr,
+            service_cidr: args.service_cidr.trunc(),
+            table: "capstan-proxy".into(),
+            min_sync_period: capstan_proxy::MIN_SYNC_PERIOD,
+        };
+        tokio::spawn(capstan_proxy::run(client, options, stopping(&stopped)))
     });
     let dns = dns_client.map(|client| {
         let (dns, stop) = (args.dns.clone(), stopping(&stopped));
@@ -237,6 +249,9 @@ async fn serve(args: ServerArgs) -> Result<()> {
     }
     for component in components {
         let _ = component.await;
+    }
+    if let Some(proxy) = proxy {
+        let _ = proxy.await;
     }
     if let Some(dns) = dns {
         match dns.await {
