@@ -153,10 +153,13 @@ async fn serve(args: ServerArgs) -> Result<()> {
     let revision = store.current_revision().await?;
     tracing::info!(?endpoint, revision, "datastore open");
 
+    // Components stop first and the API server last, so that they can
+    // still release their leader leases on the way out.
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
     let compactor = args
         .compaction()
-        .map(|policy| tokio::spawn(capstan_store::compaction::run(store.clone(), policy, stopped.clone())));
+        .map(|policy| tokio::spawn(capstan_store::compaction::run(store.clone(), policy, api_stopped.clone())));
     let listening = Listening::bind(&args.serve_options()?, store.clone()).await?;
     let controller_options = capstan_controller_manager::ControllerManagerOptions {
         root_ca: Some(listening.ca_pem().to_string()),
@@ -186,7 +189,7 @@ async fn serve(args: ServerArgs) -> Result<()> {
         Some(client(&kubeconfig).await?)
     };
     let proxy_client = node_client.clone();
-    let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
+    let mut api = tokio::spawn(listening.serve(stopping(&api_stopped)));
     let mut node = node_client.map(|client| {
         let (node_args, data_dir, domain, stop) = (
             args.node.clone(),
@@ -234,6 +237,7 @@ async fn serve(args: ServerArgs) -> Result<()> {
         result = async { node.as_mut().expect("guarded").await }, if node.is_some() => {
             // The node only returns early when it cannot run: so does the server.
             let _ = stop.send(true);
+            let _ = stop_api.send(true);
             result.context("node task")?.context("running the node")?;
             return Ok(());
         }
@@ -260,6 +264,7 @@ async fn serve(args: ServerArgs) -> Result<()> {
             Ok(Ok(())) => {}
         }
     }
+    let _ = stop_api.send(true);
     match tokio::time::timeout(Duration::from_secs(15), api).await {
         Ok(result) => result.context("API server task")??,
         Err(_) => tracing::warn!("the API server did not stop within 15 s"),
