@@ -10,6 +10,7 @@
 mod agent;
 mod component;
 mod killall;
+mod dns;
 mod server;
 
 use clap::{Parser, Subcommand};

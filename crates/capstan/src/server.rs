@@ -53,6 +53,10 @@ pub struct ServerArgs {
     #[arg(long, default_value = "10.43.0.0/16")]
     service_cidr: IpNet,
 
+    /// The range NodePort (and LoadBalancer) Services take their node ports from.
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: capstan_apiserver::PortRange,
+
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
@@ -77,6 +81,9 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     controllers: crate::component::ControllerFlags,
+
+    #[command(flatten)]
+    dns: crate::dns::DnsArgs,
 }
 
 /// k3s's pod range, used when `--cluster-cidr` is not given.
@@ -110,18 +117,22 @@ impl ServerArgs {
             port: self.https_listen_port,
             data_dir: self.data_dir.clone(),
             tls_sans: self.tls_sans.clone(),
-            service_ip: first_address(&self.service_cidr)?,
+            service_cidr: usable_range(self.service_cidr)?,
+            node_port_range: self.service_node_port_range,
             cluster_domain: self.cluster_domain.clone(),
             write_kubeconfig: self.write_kubeconfig.clone(),
         })
     }
 }
 
-/// The first usable address of a range: 10.43.0.1 for 10.43.0.0/16.
-fn first_address(cidr: &IpNet) -> Result<IpAddr> {
-    cidr.hosts()
-        .next()
-        .with_context(|| format!("--service-cidr {cidr} has no usable address"))
+/// A service CIDR needs room for the `kubernetes` Service and cluster DNS (.10).
+fn usable_range(cidr: IpNet) -> Result<IpNet> {
+    let host_bits = cidr.max_prefix_len() - cidr.prefix_len();
+    anyhow::ensure!(
+        host_bits >= 4,
+        "--service-cidr {cidr} is too small: it needs at least 16 addresses"
+    );
+    Ok(cidr.trunc())
 }
 
 pub fn run(args: ServerArgs) -> Result<()> {
@@ -147,6 +158,10 @@ async fn serve(args: ServerArgs) -> Result<()> {
         .compaction()
         .map(|policy| tokio::spawn(capstan_store::compaction::run(store.clone(), policy, stopped.clone())));
     let listening = Listening::bind(&args.serve_options()?, store.clone()).await?;
+    let controller_options = capstan_controller_manager::ControllerManagerOptions {
+        root_ca: Some(listening.ca_pem().to_string()),
+        ..controller_options
+    };
     let mut clients = Vec::new();
     for (component, disabled) in [
         (Component::ControllerManager, args.disable_controller_manager),
@@ -166,6 +181,10 @@ async fn serve(args: ServerArgs) -> Result<()> {
         let kubeconfig = listening.kubeconfig_for(&user, &["system:nodes", "system:masters"])?;
         Some(client(&kubeconfig).await?)
     };
+    let dns_client = match args.dns.disable_dns {
+        true => None,
+        false => Some(client(&listening.kubeconfig_for("system:capstan-dns", &["system:masters"])?).await?),
+    };
     let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
     let mut node = node_client.map(|client| {
         let (node_args, data_dir, domain, stop) = (
@@ -175,6 +194,11 @@ async fn serve(args: ServerArgs) -> Result<()> {
             stopping(&stopped),
         );
         tokio::spawn(async move { crate::agent::run_node(client, &node_args, &data_dir, &domain, stop).await })
+    });
+    let dns = dns_client.map(|client| {
+        let (dns, stop) = (args.dns.clone(), stopping(&stopped));
+        let names = (args.node.cluster_dns, args.cluster_domain.clone());
+        tokio::spawn(async move { dns.run(client, names, stop).await })
     });
     let components: Vec<_> = clients
         .into_iter()
@@ -213,6 +237,13 @@ async fn serve(args: ServerArgs) -> Result<()> {
     }
     for component in components {
         let _ = component.await;
+    }
+    if let Some(dns) = dns {
+        match dns.await {
+            Ok(Err(err)) => tracing::error!("cluster DNS: {err:#}"),
+            Err(err) => tracing::error!(%err, "cluster DNS task"),
+            Ok(Ok(())) => {}
+        }
     }
     match tokio::time::timeout(Duration::from_secs(15), api).await {
         Ok(result) => result.context("API server task")??,
