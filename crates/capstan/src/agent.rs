@@ -52,6 +52,11 @@ pub struct NodeArgs {
     /// The Linux bridge pods are attached to.
     #[arg(long, default_value = "capstan0")]
     pub cni_bridge: String,
+
+    /// Hard eviction thresholds: below them the node reports MemoryPressure
+    /// or DiskPressure (upstream's signals memory.available and nodefs.available).
+    #[arg(long, default_value = capstan_kubelet::node::DEFAULT_EVICTION_HARD, value_parser = capstan_kubelet::node::Eviction::parse)]
+    pub eviction_hard: capstan_kubelet::node::Eviction,
 }
 
 impl NodeArgs {
@@ -111,6 +116,7 @@ pub async fn run_node(
         kubelet_port: args.kubelet_port,
         cluster_dns: vec![args.cluster_dns],
         cluster_domain: cluster_domain.to_string(),
+        eviction: args.eviction_hard,
         registries: match &args.registry_config {
             Some(path) => Registries::load(path)?,
             None => Registries::default(),

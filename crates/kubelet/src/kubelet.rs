@@ -64,6 +64,8 @@ pub struct KubeletOptions {
     pub kubelet_port: u16,
     pub cluster_dns: Vec<IpAddr>,
     pub cluster_domain: String,
+    /// Hard eviction thresholds (`--eviction-hard`): pressure conditions and allocatable.
+    pub eviction: node::Eviction,
     /// `--registry-config`: credentials used when no imagePullSecret matches.
     pub registries: Registries,
 }
@@ -119,6 +121,7 @@ impl Kubelet {
             kubelet_port: options.kubelet_port,
             root_dir: options.root_dir.clone(),
             runtime_version: format!("{}://{}", version.runtime_name, version.runtime_version),
+            eviction: options.eviction,
         };
         let network = Network {
             conf_dir: options.cni_conf_dir.clone(),

@@ -114,6 +114,9 @@ impl Cluster {
             &node.cgroup_root,
             "--cni-bridge",
             &node.bridge,
+            // The test machines' disks are shared and often nearly full.
+            "--eviction-hard",
+            "memory.available<1Mi,nodefs.available<1%",
         ]
         .iter()
         .map(|a| a.to_string())
