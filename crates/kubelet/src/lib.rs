@@ -29,4 +29,5 @@ pub mod nodestatus;
 pub mod podips;
 pub mod podstatus;
 pub mod podsync;
+pub mod server;
 pub mod simruntime;
