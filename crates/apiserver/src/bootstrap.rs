@@ -1,5 +1,6 @@
 //! What exists in every cluster from its first start: the system
-//! namespaces, the `kubernetes` Service through which pods reach the API,
+//! namespaces, the `kubernetes` Service through which pods reach the API
+//! (and the default ServiceCIDR its address comes from),
 //! and the two system PriorityClasses critical add-ons run at. Created through the same strategy as client writes, and only when
 //! missing, so restarts keep what is there.
 
@@ -24,8 +25,8 @@ pub async fn run(server: &ApiServer) -> Result<(), ApiError> {
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
         "spec": {
             "type": "ClusterIP",
-            "clusterIP": server.config.service_ip.to_string(),
-            "clusterIPs": [server.config.service_ip.to_string()],
+            "clusterIP": server.config.service_ip().to_string(),
+            "clusterIPs": [server.config.service_ip().to_string()],
             "ipFamilies": ["IPv4"],
             "ipFamilyPolicy": "SingleStack",
             "sessionAffinity": "None",
@@ -33,6 +34,11 @@ pub async fn run(server: &ApiServer) -> Result<(), ApiError> {
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": server.config.port}],
         },
     });
+    let service_cidr = json!({
+        "metadata": {"name": "kubernetes"},
+        "spec": {"cidrs": [server.config.service_cidr.to_string()]},
+    });
+    create_if_missing(server, ("networking.k8s.io", "servicecidrs"), None, service_cidr).await?;
     create_if_missing(server, ("", "services"), Some("default"), service).await
 }
 
@@ -77,7 +83,27 @@ async fn create_if_missing(
         namespace,
         name: &name,
     };
-    match server.objects.create(key, object).await {
+    if server.objects.try_get(key).await?.is_some() {
+        return Ok(());
+    }
+    // The `kubernetes` Service takes its address like any other Service.
+    let allocation = match resource.kind {
+        "Service" => Some(
+            server
+                .allocators
+                .allocate(server, resource, &mut object, None, false)
+                .await?,
+        ),
+        _ => None,
+    };
+    let created = server.objects.create(key, object).await;
+    if let Some(allocation) = allocation {
+        match &created {
+            Ok(_) => allocation.commit(server).await,
+            Err(_) => allocation.revert(server).await,
+        }
+    }
+    match created {
         Ok(_) => {
             tracing::info!(resource = plural, name, "created");
             Ok(())

@@ -12,6 +12,7 @@
 //! puts it all together on a port.
 
 pub mod admission;
+pub mod allocator;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
@@ -39,6 +40,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use capstan_store::Store;
+use ipnet::IpNet;
+
+pub use allocator::nodeport::PortRange;
 
 use crate::objects::Objects;
 
@@ -49,8 +53,31 @@ pub use serve::{Listening, ServeOptions};
 pub struct Config {
     /// The port clients reach the API on (the `kubernetes` Service targets it).
     pub port: u16,
+    /// Where Service ClusterIPs come from (`--service-cidr`).
+    pub service_cidr: IpNet,
+    /// Where NodePorts come from (`--service-node-port-range`).
+    pub node_port_range: PortRange,
+}
+
+impl Config {
     /// The first address of the service CIDR: the `kubernetes` Service's ClusterIP.
-    pub service_ip: IpAddr,
+    pub fn service_ip(&self) -> IpAddr {
+        allocator::clusterip::ClusterIps {
+            cidr: self.service_cidr,
+        }
+        .first()
+    }
+
+    fn allocators(&self) -> allocator::Allocators {
+        allocator::Allocators {
+            cluster_ips: allocator::clusterip::ClusterIps {
+                cidr: self.service_cidr,
+            },
+            node_ports: allocator::nodeport::NodePorts {
+                range: self.node_port_range,
+            },
+        }
+    }
 }
 
 /// The shared state of a running API server.
@@ -61,6 +88,7 @@ pub struct ApiServer {
     pub cache: Arc<watchcache::WatchCache>,
     pub metrics: Arc<metrics::Metrics>,
     pub tokens: serviceaccount::TokenIssuer,
+    pub allocators: allocator::Allocators,
     /// How to call kubelets (`pods/log`, `exec`, `attach`, `portforward`); set once the PKI is loaded.
     pub kubelet_client: OnceLock<proxy::KubeletClient>,
     bootstrapped: AtomicBool,
@@ -70,6 +98,7 @@ impl ApiServer {
     pub fn new(config: Config, store: Arc<dyn Store>, tokens: serviceaccount::TokenIssuer) -> Arc<ApiServer> {
         let metrics = metrics::Metrics::new();
         Arc::new(ApiServer {
+            allocators: config.allocators(),
             config,
             cache: watchcache::WatchCache::start(store.clone()),
             objects: Objects::new(store, metrics.clone()),

@@ -21,7 +21,10 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// Extra names and addresses for the serving certificate (`--tls-san`).
     pub tls_sans: Vec<String>,
-    pub service_ip: IpAddr,
+    /// Where Service ClusterIPs come from; its first address is the `kubernetes` Service's.
+    pub service_cidr: ipnet::IpNet,
+    /// Where NodePorts come from.
+    pub node_port_range: crate::PortRange,
     pub cluster_domain: String,
     /// Also write the admin kubeconfig here (`--write-kubeconfig`).
     pub write_kubeconfig: Option<PathBuf>,
@@ -46,19 +49,20 @@ pub struct Listening {
 impl Listening {
     /// PKI, bootstrap objects, the listening socket and the admin kubeconfig.
     pub async fn bind(options: &ServeOptions, store: Arc<dyn Store>) -> anyhow::Result<Listening> {
+        let config = Config {
+            port: options.port,
+            service_cidr: options.service_cidr,
+            node_port_range: options.node_port_range,
+        };
         let pki = Pki::load_or_create(&PkiOptions {
             dir: options.data_dir.join("server/tls"),
             extra_sans: options.tls_sans.clone(),
-            service_ip: options.service_ip,
+            service_ip: config.service_ip(),
             cluster_domain: options.cluster_domain.clone(),
         })
         .context("preparing certificates")?;
         let tokens = TokenIssuer::new(pki.service_account_key_pem(), &pki.service_account_public_key_pem())
             .map_err(|e| anyhow::anyhow!("loading the service-account key: {e}"))?;
-        let config = Config {
-            port: options.port,
-            service_ip: options.service_ip,
-        };
         let server = ApiServer::new(config, store, tokens);
         let (kubelet_cert, kubelet_key) = pki.kubelet_client_pem();
         let kubelet_client = crate::proxy::KubeletClient::new(pki.ca_pem(), kubelet_cert, kubelet_key)
@@ -70,6 +74,7 @@ impl Listening {
             .bootstrap()
             .await
             .context("creating the built-in namespaces and services")?;
+        crate::allocator::repair::spawn(&server);
         let address = SocketAddr::new(options.bind_address, options.port);
         let listener = tokio::net::TcpListener::bind(address)
             .await

@@ -52,6 +52,10 @@ pub struct ServerArgs {
     #[arg(long, default_value = "10.43.0.0/16")]
     service_cidr: IpNet,
 
+    /// The range NodePort (and LoadBalancer) Services take their node ports from.
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: capstan_apiserver::PortRange,
+
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
@@ -102,18 +106,22 @@ impl ServerArgs {
             port: self.https_listen_port,
             data_dir: self.data_dir.clone(),
             tls_sans: self.tls_sans.clone(),
-            service_ip: first_address(&self.service_cidr)?,
+            service_cidr: usable_range(self.service_cidr)?,
+            node_port_range: self.service_node_port_range,
             cluster_domain: self.cluster_domain.clone(),
             write_kubeconfig: self.write_kubeconfig.clone(),
         })
     }
 }
 
-/// The first usable address of a range: 10.43.0.1 for 10.43.0.0/16.
-fn first_address(cidr: &IpNet) -> Result<IpAddr> {
-    cidr.hosts()
-        .next()
-        .with_context(|| format!("--service-cidr {cidr} has no usable address"))
+/// A service CIDR needs room for the `kubernetes` Service and cluster DNS (.10).
+fn usable_range(cidr: IpNet) -> Result<IpNet> {
+    let host_bits = cidr.max_prefix_len() - cidr.prefix_len();
+    anyhow::ensure!(
+        host_bits >= 4,
+        "--service-cidr {cidr} is too small: it needs at least 16 addresses"
+    );
+    Ok(cidr.trunc())
 }
 
 pub fn run(args: ServerArgs) -> Result<()> {

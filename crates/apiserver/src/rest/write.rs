@@ -13,6 +13,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{Call, Filter, fields, scale};
+use crate::allocator::{self, Allocation};
 use crate::objects::{ObjectKey, prefix};
 use crate::{admission, codec, patch, strategy};
 
@@ -28,6 +29,7 @@ pub async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     validate(call, &object, None)?;
     admission::admit_create(call.server, resource, &mut object).await?;
     fields::track(call, None, &mut object);
+    let allocation = allocate(call, &mut object, None).await?;
     if call.query.dry_run()? {
         return Ok(with_warnings(codec::json(StatusCode::CREATED, &object), &warnings));
     }
@@ -36,8 +38,9 @@ pub async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
         namespace: call.request.namespace.as_deref(),
         name: meta::name(&object),
     };
-    let created = call.server.objects.create(key, object.clone()).await?;
-    Ok(with_warnings(codec::json(StatusCode::CREATED, &created), &warnings))
+    let created = call.server.objects.create(key, object.clone()).await;
+    settle(call, allocation, &created).await;
+    Ok(with_warnings(codec::json(StatusCode::CREATED, &created?), &warnings))
 }
 
 pub async fn update(call: &Call<'_>) -> Result<Response, ApiError> {
@@ -78,10 +81,13 @@ async fn server_side_apply(call: &Call<'_>) -> Result<Response, ApiError> {
             strategy::prepare_for_create(resource, &mut object, call.request.namespace.as_deref())?;
             validate(call, &object, None)?;
             admission::admit_create(call.server, resource, &mut object).await?;
+            let allocation = allocate(call, &mut object, None).await?;
             if call.query.dry_run()? {
                 return Ok(with_warnings(codec::json(StatusCode::CREATED, &object), &warnings));
             }
-            match call.server.objects.create(call.key(), object).await {
+            let created = call.server.objects.create(call.key(), object).await;
+            settle(call, allocation, &created).await;
+            match created {
                 Ok(created) => return Ok(with_warnings(codec::json(StatusCode::CREATED, &created), &warnings)),
                 Err(err) if err.code == 409 => continue,
                 Err(err) => return Err(err),
@@ -91,12 +97,19 @@ async fn server_side_apply(call: &Call<'_>) -> Result<Response, ApiError> {
         let mut new = fields::apply(call, Some(&live), &applied)?;
         default(resource, &mut new);
         strategy::prepare_for_update(resource, call.request.subresource.as_deref(), &mut new, &live)?;
+        keep_allocated(call, &mut new, &live);
         validate(call, &new, Some(&live))?;
         meta::set_meta(&mut new, "resourceVersion", Some(revision.to_string().into()));
-        if new == live || call.query.dry_run()? {
+        if new == live {
             return Ok(with_warnings(codec::ok(&new), &warnings));
         }
-        match call.server.objects.update(call.key(), new, revision).await {
+        let allocation = allocate(call, &mut new, Some(&live)).await?;
+        if call.query.dry_run()? {
+            return Ok(with_warnings(codec::ok(&new), &warnings));
+        }
+        let updated = call.server.objects.update(call.key(), new, revision).await;
+        settle(call, allocation, &updated).await;
+        match updated {
             Ok(updated) => return Ok(with_warnings(codec::ok(&updated), &warnings)),
             Err(err) if err.code == 409 => continue,
             Err(err) => return Err(err),
@@ -210,12 +223,14 @@ async fn write_loop(
             meta::set_meta(&mut new, "name", Some(key.name.into()));
         }
         strategy::prepare_for_update(resource, call.request.subresource.as_deref(), &mut new, &old)?;
+        keep_allocated(call, &mut new, &old);
         validate(call, &new, Some(&old))?;
         meta::set_meta(&mut new, "resourceVersion", Some(old_revision.to_string().into()));
         if new == old {
             return Ok(new);
         }
         fields::track(call, Some(&old), &mut new);
+        let allocation = allocate(call, &mut new, Some(&old)).await?;
         if call.query.dry_run()? {
             return Ok(new);
         }
@@ -228,9 +243,12 @@ async fn write_loop(
             .is_none_or(|grace| grace == 0);
         let written = if meta::is_deleting(&new) && finalized && grace_over {
             // The last finalizer is gone: the deletion completes now.
-            call.server.objects.delete(key, Some(old_revision)).await
+            settle(call, allocation, &Err::<(), _>(ApiError::internal("deleted instead"))).await;
+            remove(call, key, old_revision).await
         } else {
-            call.server.objects.update(key, new, old_revision).await
+            let updated = call.server.objects.update(key, new, old_revision).await;
+            settle(call, allocation, &updated).await;
+            updated
         };
         match written {
             Err(err) if err.code == 409 && precondition.is_none() => continue,
@@ -376,7 +394,7 @@ async fn delete_one(call: &Call<'_>, key: ObjectKey<'_>, options: &DeleteOptions
             return Ok((if pending { marked } else { old }, pending));
         }
         let result = if !pending {
-            call.server.objects.delete(key, Some(revision)).await
+            remove(call, key, revision).await
         } else if marked == old {
             Ok(old)
         } else {
@@ -494,6 +512,51 @@ fn deleted_answer(resource: &capstan_apimachinery::ResourceType, deleted: Object
         "kind": resource.plural,
         "uid": meta::uid(&deleted),
     }))
+}
+
+/// Service writes take their ClusterIPs and NodePorts before the store
+/// write (see [`allocator`](crate::allocator)); other writes take nothing.
+async fn allocate(call: &Call<'_>, object: &mut Object, old: Option<&Object>) -> Result<Option<Allocation>, ApiError> {
+    let resource = call.request.resource;
+    if !is_service(resource) || call.request.subresource.is_some() {
+        return Ok(None);
+    }
+    let dry_run = call.query.dry_run()?;
+    let allocators = &call.server.allocators;
+    Ok(Some(
+        allocators.allocate(call.server, resource, object, old, dry_run).await?,
+    ))
+}
+
+/// Keeps what a Service update leaves out but was allocated before.
+fn keep_allocated(call: &Call<'_>, new: &mut Object, old: &Object) {
+    if is_service(call.request.resource) && call.request.subresource.is_none() {
+        allocator::patch_allocated_values(new, old);
+    }
+}
+
+/// What the allocation took stays if the store write succeeded, and is
+/// given back if it failed.
+async fn settle<T>(call: &Call<'_>, allocation: Option<Allocation>, written: &Result<T, ApiError>) {
+    match (allocation, written) {
+        (Some(allocation), Ok(_)) => allocation.commit(call.server).await,
+        (Some(allocation), Err(_)) => allocation.revert(call.server).await,
+        (None, _) => {}
+    }
+}
+
+/// Removes an object from the store; a Service's addresses and ports go
+/// back to their ranges.
+async fn remove(call: &Call<'_>, key: ObjectKey<'_>, revision: Revision) -> Result<Object, ApiError> {
+    let deleted = call.server.objects.delete(key, Some(revision)).await?;
+    if is_service(key.resource) {
+        call.server.allocators.release(call.server, &deleted).await;
+    }
+    Ok(deleted)
+}
+
+fn is_service(resource: &ResourceType) -> bool {
+    resource.group.is_empty() && resource.kind == "Service"
 }
 
 /// The resourceVersion an object carries, if any.

@@ -18,6 +18,7 @@ pub struct Cluster {
     child: Child,
     dir: TempDir,
     pub port: u16,
+    args: Vec<String>,
 }
 
 impl Cluster {
@@ -32,21 +33,19 @@ impl Cluster {
             .tempdir()
             .expect("tempdir");
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_capstan"))
-            .arg("server")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--https-listen-port", &port.to_string(), "--bind-address", "127.0.0.1"])
-            .args(extra_args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start capstan server");
-        let cluster = Cluster { child, dir, port };
+        let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let child = spawn_server(dir.path(), port, &args);
+        let cluster = Cluster { child, dir, port, args };
         cluster.wait_ready();
         cluster
+    }
+
+    /// Stops the server (SIGTERM, by PID) and starts it again on the same
+    /// data dir, port and flags.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn_server(self.dir.path(), self.port, &self.args);
+        self.wait_ready();
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -182,8 +181,35 @@ fn assert_success(args: &[&str], out: &Output) {
     );
 }
 
+/// `capstan server` on `dir`, logging to `dir/server.log` (appended, so a
+/// restart keeps the earlier log).
+fn spawn_server(dir: &Path, port: u16, args: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .arg("server")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--https-listen-port", &port.to_string(), "--bind-address", "127.0.0.1"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start capstan server")
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Cluster {
+    fn stop(&mut self) {
         // SIGTERM first: the server shuts down cleanly; SIGKILL if it hangs.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
