@@ -10,7 +10,10 @@ DATA_DIR ?= /var/lib/capstan
 # protoc and the well-known .proto files: build scripts of the gRPC clients.
 # etcd: the HA datastore backend, and the real etcd the store tests run against.
 # curl: the TLS tests stream over HTTP/1.1 and HTTP/2 with it.
-PACKAGES := protobuf-compiler libprotobuf-dev etcd-server etcd-client curl
+# containerd, runc, CNI plugins, nftables/iptables: the real node (issue 5);
+# busybox-static: the test images; docker-registry, skopeo: the pull tests.
+PACKAGES := protobuf-compiler libprotobuf-dev etcd-server etcd-client curl \
+	containerd runc containernetworking-plugins nftables iptables busybox-static docker-registry skopeo
 
 CAPSTAN := $(CARGO_TARGET_DIR)/release/capstan
 

@@ -9,6 +9,7 @@
 
 mod agent;
 mod component;
+mod killall;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,8 @@ enum Command {
     Kubeconfig(KubeconfigArgs),
     /// Import and list container images.
     Image,
+    /// Stop and remove everything a node on this data dir started.
+    Killall(killall::KillallArgs),
 }
 
 impl Command {
@@ -59,7 +62,8 @@ impl Command {
             | Command::Agent(_)
             | Command::Kubeconfig(_)
             | Command::Scheduler(_)
-            | Command::ControllerManager(_) => {
+            | Command::ControllerManager(_)
+            | Command::Killall(_) => {
                 return None;
             }
             Command::Apiserver => ("apiserver", "the API server (issue #3)"),
@@ -111,6 +115,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Server(args) => server::run(args),
         Command::Kubeconfig(args) => args.run(),
+        Command::Killall(args) => args.run(),
         Command::Agent(args) => {
             let count = args.simulate.expect("checked by not_built_yet");
             args.run(count)

@@ -22,8 +22,15 @@
 //! * [`podstatus`] turns that into a `PodStatus` with upstream's conditions
 //!   and container statuses; [`podips`] hands out pod IPs from the node's
 //!   `spec.podCIDR`, as CNI's host-local IPAM does.
+//!
+//! The real node talks to its container runtime through [`cri`] (the CRI v1
+//! clients over the runtime's unix socket); its runtime is Capstan's own
+//! containerd (crate `capstan-containerd`). [`images`] makes sure a
+//! container's image is there (pull policy, imagePullSecrets, back-off).
 
+pub mod cri;
 pub mod hollow;
+pub mod images;
 pub mod nodelease;
 pub mod nodestatus;
 pub mod podips;
