@@ -12,7 +12,7 @@ use capstan_containerd::archive::{self, BUSYBOX_APPLETS};
 use capstan_containerd::killall::{KillallOptions, killall};
 use capstan_containerd::{Containerd, ContainerdConfig, import_images, pause};
 use capstan_kubelet::cri;
-use capstan_kubelet::server::{self, CgroupLayout, ServerOptions};
+use capstan_kubelet::server::{self, CgroupLayout, ServerOptions, ServerTls};
 use capstan_streaming::remotecommand::{self, Event, Options, StreamType};
 use capstan_streaming::{portforward, spdy, websocket};
 use futures::{SinkExt, StreamExt};
@@ -327,9 +327,11 @@ async fn kubelet_server_streams_through_containerd() {
     let serving = tokio::spawn(server::serve(
         ServerOptions {
             addr: ([127, 0, 0, 1], port).into(),
-            serving_cert_pem: serving_cert,
-            serving_key_pem: serving_key,
-            client_ca_pem: pki.ca_pem().to_string(),
+            tls: ServerTls {
+                cert_pem: serving_cert,
+                key_pem: serving_key,
+                client_ca_pem: pki.ca_pem().to_string(),
+            },
             runtime: cri.runtime.clone(),
             cgroups: CgroupLayout {
                 mount: "/sys/fs/cgroup".into(),

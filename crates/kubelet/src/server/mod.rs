@@ -52,17 +52,31 @@ pub const API_SERVER_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The server's TLS material.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The serving certificate (PEM, signed by the cluster CA; the API server verifies it).
+    pub cert_pem: String,
+    /// The serving certificate's key (PEM).
+    pub key_pem: String,
+    /// The cluster CA (PEM) that client certificates must chain to.
+    pub client_ca_pem: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    /// Never prints key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").finish_non_exhaustive()
+    }
+}
+
 /// What the server needs.
 #[derive(Clone)]
 pub struct ServerOptions {
     /// Where to listen (`0.0.0.0:<--kubelet-port>`).
     pub addr: SocketAddr,
-    /// The serving certificate (PEM, signed by the cluster CA) and its key.
-    pub serving_cert_pem: String,
-    /// The serving certificate's key (PEM).
-    pub serving_key_pem: String,
-    /// The cluster CA (PEM) that client certificates must chain to.
-    pub client_ca_pem: String,
+    /// Serving certificate and client CA.
+    pub tls: ServerTls,
     /// The CRI runtime service.
     pub runtime: RuntimeServiceClient<Channel>,
     /// The cgroup v1 mount (`/sys/fs/cgroup`) and the pods' cgroup root under it (`--cgroup-root`, `/capstan`).
@@ -137,12 +151,12 @@ pub async fn serve(options: ServerOptions, shutdown: impl Future<Output = ()> + 
 
 fn tls_config(options: &ServerOptions) -> Result<rustls::ServerConfig, ServerError> {
     let tls_err = |what: &str, e: &dyn std::fmt::Display| ServerError::Tls(format!("{what}: {e}"));
-    let certs = CertificateDer::pem_slice_iter(options.serving_cert_pem.as_bytes())
+    let certs = CertificateDer::pem_slice_iter(options.tls.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| tls_err("serving certificate", &e))?;
-    let key = PrivateKeyDer::from_pem_slice(options.serving_key_pem.as_bytes()).map_err(|e| tls_err("key", &e))?;
+    let key = PrivateKeyDer::from_pem_slice(options.tls.key_pem.as_bytes()).map_err(|e| tls_err("key", &e))?;
     let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(options.client_ca_pem.as_bytes()) {
+    for ca in CertificateDer::pem_slice_iter(options.tls.client_ca_pem.as_bytes()) {
         let ca = ca.map_err(|e| tls_err("client CA", &e))?;
         roots.add(ca).map_err(|e| tls_err("client CA", &e))?;
     }
