@@ -1,14 +1,127 @@
-//! `capstan agent`: a node joined to a server. Real nodes (a kubelet on a
-//! container runtime) arrive with issue 5; today the agent runs hollow
-//! nodes (`--simulate N`, see `capstan_kubelet::hollow`), the test bed for
-//! the scheduler and controllers and the scale harness.
+//! `capstan agent`: a node joined to a server — a kubelet on Capstan's own
+//! containerd (or the runtime `--container-runtime-endpoint` names), the
+//! same node `capstan server` runs unless `--disable-agent` ([`run_node`]).
+//! With `--simulate N` it runs N hollow nodes instead (see
+//! `capstan_kubelet::hollow`), the test bed for the scheduler and
+//! controllers and the scale harness.
 
-use std::path::PathBuf;
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use capstan_containerd::registries::Registries;
+use capstan_containerd::{Containerd, ContainerdConfig};
 use capstan_kubelet::hollow::HollowOptions;
+use capstan_kubelet::kubelet::{Kubelet, KubeletOptions};
 use capstan_kubelet::nodestatus::{self, NodeTemplate};
 use clap::Args;
+
+/// The node's flags, shared by `capstan server` and `capstan agent`, with
+/// upstream kubelet's names where it has them.
+#[derive(Args, Clone, Debug)]
+pub struct NodeArgs {
+    /// The node's name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+
+    /// The node's InternalIP (default: the address of the default route's interface).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+
+    /// Use this CRI socket instead of starting Capstan's own containerd.
+    #[arg(long, value_name = "PATH")]
+    pub container_runtime_endpoint: Option<PathBuf>,
+
+    /// The port of the kubelet's HTTPS server (logs, exec, port-forward).
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
+
+    /// The cluster DNS address pods with dnsPolicy ClusterFirst resolve through.
+    #[arg(long, default_value = "10.43.0.10")]
+    pub cluster_dns: IpAddr,
+
+    /// Registry mirrors and credentials (k3s-style registries.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub registry_config: Option<PathBuf>,
+
+    /// The cgroup under which pod cgroups are created (cgroupfs driver).
+    #[arg(long, default_value = "/capstan")]
+    pub cgroup_root: String,
+
+    /// The Linux bridge pods are attached to.
+    #[arg(long, default_value = "capstan0")]
+    pub cni_bridge: String,
+}
+
+impl NodeArgs {
+    /// `--node-name`, else the host name (lowercased, as upstream).
+    pub fn node_name(&self) -> String {
+        self.node_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_lowercase())
+                .unwrap_or_else(|_| "localhost".into())
+        })
+    }
+}
+
+/// Runs a real node until `shutdown`: containerd (unless an endpoint is
+/// given) with the images of `<data-dir>/agent/images` imported, then the
+/// kubelet. Pods keep running after it returns.
+pub async fn run_node(
+    client: kube::Client,
+    args: &NodeArgs,
+    data_dir: &Path,
+    cluster_domain: &str,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let agent = data_dir.join("agent");
+    let mut config = ContainerdConfig::for_data_dir(data_dir);
+    config.registry_config = args.registry_config.clone();
+    let cni_conf_dir = config.cni_conf_dir.clone();
+    let (containerd, endpoint) = match &args.container_runtime_endpoint {
+        Some(endpoint) => (None, endpoint.clone()),
+        None => {
+            let containerd = Containerd::start(config).await.context("starting containerd")?;
+            let endpoint = containerd.endpoint().to_path_buf();
+            (Some(containerd), endpoint)
+        }
+    };
+    let images = agent.join("images");
+    if images.is_dir() {
+        match capstan_containerd::import_images(&endpoint, &images).await {
+            Ok(report) => tracing::info!(
+                imported = report.imported.len(),
+                skipped = report.skipped.len(),
+                "images imported"
+            ),
+            Err(err) => tracing::warn!(%err, dir = %images.display(), "importing images"),
+        }
+    }
+    let cri = capstan_kubelet::cri::connect(&endpoint)
+        .await
+        .with_context(|| format!("connecting to the container runtime at {}", endpoint.display()))?;
+    let options = KubeletOptions {
+        node_name: args.node_name(),
+        node_ip: args.node_ip,
+        root_dir: agent,
+        cni_conf_dir,
+        cni_bridge: args.cni_bridge.clone(),
+        cgroup_root: args.cgroup_root.clone(),
+        kubelet_port: args.kubelet_port,
+        cluster_dns: vec![args.cluster_dns],
+        cluster_domain: cluster_domain.to_string(),
+        registries: match &args.registry_config {
+            Some(path) => Registries::load(path)?,
+            None => Registries::default(),
+        },
+    };
+    let result = Kubelet::run(client, cri, options, shutdown).await;
+    if let Some(containerd) = containerd {
+        containerd.stop().await;
+    }
+    Ok(result?)
+}
 
 #[derive(Args)]
 pub struct AgentArgs {
@@ -19,6 +132,17 @@ pub struct AgentArgs {
     /// The API server URL, instead of the kubeconfig's.
     #[arg(long)]
     server: Option<String>,
+
+    /// Where the node keeps its state (`<data-dir>/agent`: containerd, images, pods).
+    #[arg(long, default_value = "/var/lib/capstan", env = "CAPSTAN_DATA_DIR")]
+    data_dir: PathBuf,
+
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+
+    #[command(flatten)]
+    node: NodeArgs,
 
     /// Run N hollow (simulated) nodes instead of a real one.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -62,8 +186,29 @@ impl AgentArgs {
         Ok(kube::Client::try_from(config)?)
     }
 
+    /// Runs a real node (or, with `--simulate N`, hollow nodes) until SIGTERM or Ctrl-C.
+    pub fn run(self) -> Result<()> {
+        match self.simulate {
+            Some(count) => self.run_hollow(count),
+            None => self.run_real(),
+        }
+    }
+
+    fn run_real(self) -> Result<()> {
+        let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        runtime.block_on(async {
+            let client = self.client().await?;
+            let shutdown = async {
+                if let Err(err) = crate::server::shutdown_signal().await {
+                    tracing::warn!(%err, "waiting for a shutdown signal");
+                }
+            };
+            run_node(client, &self.node, &self.data_dir, &self.cluster_domain, shutdown).await
+        })
+    }
+
     /// Runs the hollow nodes until SIGTERM or Ctrl-C.
-    pub fn run(self, count: u32) -> Result<()> {
+    fn run_hollow(self, count: u32) -> Result<()> {
         let options = self.options(count)?;
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
         runtime.block_on(async {

@@ -23,9 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane (and, later, a node) on this machine.
+    /// Run the control plane and a node (unless --disable-agent) on this machine.
     Server(server::ServerArgs),
-    /// Run a node (kubelet and proxy) joined to a server; for now only hollow nodes (--simulate N).
+    /// Run a node (kubelet on containerd) joined to a server, or N hollow nodes (--simulate N).
     Agent(agent::AgentArgs),
     /// Run only the API server.
     Apiserver,
@@ -51,13 +51,6 @@ impl Command {
     /// Why a subcommand cannot run yet: its part is not built.
     fn not_built_yet(&self) -> Option<String> {
         let (name, part) = match self {
-            Command::Agent(args) if args.simulate.is_none() => {
-                return Some(
-                    "capstan agent: real nodes are not built yet; they arrive with the kubelet (issue #5). \
-                     Use --simulate N for hollow nodes."
-                        .into(),
-                );
-            }
             Command::Server(_)
             | Command::Agent(_)
             | Command::Kubeconfig(_)
@@ -116,10 +109,7 @@ fn main() -> std::process::ExitCode {
         Command::Server(args) => server::run(args),
         Command::Kubeconfig(args) => args.run(),
         Command::Killall(args) => args.run(),
-        Command::Agent(args) => {
-            let count = args.simulate.expect("checked by not_built_yet");
-            args.run(count)
-        }
+        Command::Agent(args) => args.run(),
         Command::Scheduler(args) => args.run(component::Component::Scheduler),
         Command::ControllerManager(args) => args.run(component::Component::ControllerManager),
         _ => unreachable!("handled above"),

@@ -1,8 +1,9 @@
 //! `capstan server`: the control plane on this machine.
 //!
-//! Opens the datastore, keeps its history compacted, and serves the
-//! Kubernetes API over HTTPS. The scheduler, controller manager and the
-//! node's components join here as they are built.
+//! Opens the datastore, keeps its history compacted, serves the Kubernetes
+//! API over HTTPS, runs the scheduler and the controller manager, and the
+//! node (containerd and the kubelet, see [`crate::agent::run_node`]) unless
+//! `--disable-agent`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,13 @@ pub struct ServerArgs {
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+
+    /// Do not run a node (kubelet on containerd) in this process: a control plane only.
+    #[arg(long)]
+    disable_agent: bool,
+
+    #[command(flatten)]
+    node: crate::agent::NodeArgs,
 
     /// Do not run the scheduler in this process (run `capstan scheduler` elsewhere).
     #[arg(long)]
@@ -158,7 +166,24 @@ async fn serve(args: ServerArgs) -> Result<()> {
             clients.push((component, client(&kubeconfig).await?));
         }
     }
+    let node_client = if args.disable_agent {
+        None
+    } else {
+        // Until RBAC lands, the node acts as system:masters too.
+        let user = format!("system:node:{}", args.node.node_name());
+        let kubeconfig = listening.kubeconfig_for(&user, &["system:nodes", "system:masters"])?;
+        Some(client(&kubeconfig).await?)
+    };
     let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
+    let mut node = node_client.map(|client| {
+        let (node_args, data_dir, domain, stop) = (
+            args.node.clone(),
+            args.data_dir.clone(),
+            args.cluster_domain.clone(),
+            stopping(&stopped),
+        );
+        tokio::spawn(async move { crate::agent::run_node(client, &node_args, &data_dir, &domain, stop).await })
+    });
     let components: Vec<_> = clients
         .into_iter()
         .map(|(component, client)| {
@@ -178,9 +203,22 @@ async fn serve(args: ServerArgs) -> Result<()> {
             result.context("API server task")??;
             return Ok(());
         }
+        result = async { node.as_mut().expect("guarded").await }, if node.is_some() => {
+            // The node only returns early when it cannot run: so does the server.
+            let _ = stop.send(true);
+            result.context("node task")?.context("running the node")?;
+            return Ok(());
+        }
     }
     tracing::info!("shutting down");
     let _ = stop.send(true);
+    if let Some(node) = node.take() {
+        match node.await {
+            Ok(Err(err)) => tracing::error!("node: {err:#}"),
+            Err(err) => tracing::error!(%err, "node task"),
+            Ok(Ok(())) => {}
+        }
+    }
     for component in components {
         let _ = component.await;
     }

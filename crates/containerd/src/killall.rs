@@ -73,6 +73,9 @@ pub async fn killall(options: &KillallOptions) -> Result<KillallReport, Error> {
             options.cgroup_root
         )));
     }
+    if options.data_dir.canonicalize().is_ok_and(|dir| dir == Path::new("/")) {
+        return Err(Error::Invalid("the data dir must not be /".into()));
+    }
     let state_dir = options.state_dir();
     let endpoint = config::endpoint(&state_dir);
     let mut report = KillallReport::default();

@@ -251,16 +251,19 @@ pub(crate) fn read_pid(state_dir: &Path) -> Option<i32> {
     process_is_ours(pid, state_dir).then_some(pid)
 }
 
-/// Whether `pid` is alive (not a zombie) and its command line names a path
-/// under `state_dir`.
+/// Whether `pid` is alive (not a zombie) and one of its arguments is
+/// `state_dir` or a path below it (containerd's `--config`, a shim's
+/// `-address`). Whole arguments are compared, so `/x/var/lib/capstan/…`
+/// never passes for `/var/lib/capstan/…`.
 pub(crate) fn process_is_ours(pid: i32, state_dir: &Path) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
-    let needle = state_dir.as_os_str().as_encoded_bytes();
-    !zombie && cmdline.windows(needle.len()).any(|window| window == needle)
+    let dir = state_dir.as_os_str().as_encoded_bytes();
+    let names_dir = |arg: &[u8]| arg == dir || (arg.starts_with(dir) && arg.get(dir.len()) == Some(&b'/'));
+    !zombie && cmdline.split(|b| *b == 0).any(names_dir)
 }
 
 pub(crate) fn signal(pid: i32, sig: i32) {
@@ -276,4 +279,30 @@ fn log_tail(state_dir: &Path) -> String {
     let lines: Vec<&str> = text.lines().rev().take(5).collect();
     let tail: Vec<&str> = lines.into_iter().rev().collect();
     format!("log tail: {}", tail.join(" | "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_ours_only_by_whole_path_arguments() {
+        // `sh -c CMD NAME`: NAME becomes an argument of the running shell.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; :", "/tmp/capstan-x/agent/containerd/containerd.sock"])
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // Until exec completes, /proc shows the test binary's command line.
+        while !fs::read(format!("/proc/{pid}/cmdline")).unwrap().starts_with(b"sh\0") {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(process_is_ours(pid, Path::new("/tmp/capstan-x/agent/containerd")));
+        assert!(process_is_ours(pid, Path::new("/tmp/capstan-x")));
+        assert!(!process_is_ours(pid, Path::new("/tmp/capstan")));
+        assert!(!process_is_ours(pid, Path::new("/capstan-x/agent/containerd")));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!process_is_ours(pid, Path::new("/tmp/capstan-x")));
+    }
 }

@@ -201,8 +201,12 @@ async fn assert_nothing_left(rt: &TestRuntime, sandbox_id: &str, sockets_before:
     assert_eq!(rt.killall().await, Default::default());
 }
 
+/// Both tests use the one test bridge, which killall deletes: one at a time.
+static BRIDGE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn killall_with_containerd_running_removes_sandboxes_through_cri() {
+    let _bridge = BRIDGE_LOCK.lock().await;
     let rt = TestRuntime::new();
     rt.write_cni_config();
     let sockets_before = shim_sockets();
@@ -218,6 +222,7 @@ async fn killall_with_containerd_running_removes_sandboxes_through_cri() {
 
 #[tokio::test]
 async fn killall_after_containerd_stopped_cleans_up_without_cri() {
+    let _bridge = BRIDGE_LOCK.lock().await;
     let rt = TestRuntime::new();
     rt.write_cni_config();
     let sockets_before = shim_sockets();

@@ -1,40 +1,73 @@
-//! The Capstan kubelet: the node agent that registers a Node, keeps its
-//! Lease fresh and reports the status of the pods bound to it, speaking
-//! only the Kubernetes API.
-//!
-//! Today it runs *hollow* nodes (`capstan agent --simulate N`, like
-//! kubemark's hollow kubelet or kwok): many nodes in one process, whose
-//! pods are reported Running without starting containers. Issue 5 adds the
-//! real node on a CRI runtime beside it, reusing the same status code.
+//! The Capstan kubelet: the node agent. It registers a Node, keeps its
+//! Lease fresh, runs the pods bound to it and reports their status,
+//! speaking the Kubernetes API on one side and CRI on the other.
 //!
 //! Where to start:
 //!
-//! * [`hollow::run`] wires everything for N simulated nodes.
-//! * [`nodestatus`] builds the Node a kubelet registers (labels, addresses,
-//!   capacity, allocatable, the Ready condition) and its heartbeats.
-//! * [`nodelease`] keeps one Lease per node in `kube-node-lease` renewed,
-//!   the cheap heartbeat the node lifecycle controller watches.
-//! * [`podsync`] is the pod side: one watch over all bound pods; each pod
-//!   is synced (status patched only when it changed) and graceful
-//!   deletions are finished.
-//! * [`simruntime`] is the simulated container runtime: what a pod's
-//!   containers are doing at a given time, steered by annotations.
-//! * [`podstatus`] turns that into a `PodStatus` with upstream's conditions
-//!   and container statuses; [`podips`] hands out pod IPs from the node's
-//!   `spec.podCIDR`, as CNI's host-local IPAM does.
+//! * [`kubelet::Kubelet::run`] runs a real node on a CRI runtime
+//!   (containerd): [`node`] registers it and posts its status, [`network`]
+//!   writes the CNI configuration once the node has a pod range,
+//!   [`pod_workers`] runs one task per pod, which syncs it through CRI
+//!   ([`kuberuntime`]: [`sandbox`], [`container`], [`cgroups`], [`dns`],
+//!   [`backoff`]) and reports it ([`status`]); [`pleg`] relists the
+//!   runtime to wake the workers whose containers changed.
+//! * [`hollow::run`] runs N simulated nodes (`capstan agent --simulate N`,
+//!   like kubemark's hollow kubelet): [`podsync`] with [`simruntime`]
+//!   instead of containers, [`podstatus`] and [`podips`] for their status.
+//! * Shared by both: [`nodestatus`] (conditions, versions) and [`nodelease`].
+//! * The runtime is reached through [`cri`] (CRI v1 over its unix socket);
+//!   it is Capstan's own containerd (crate `capstan-containerd`) unless
+//!   `--container-runtime-endpoint` names another; [`images`] makes sure a
+//!   container's image is there (pull policy, imagePullSecrets, back-off).
 //!
-//! The real node talks to its container runtime through [`cri`] (the CRI v1
-//! clients over the runtime's unix socket); its runtime is Capstan's own
-//! containerd (crate `capstan-containerd`). [`images`] makes sure a
-//! container's image is there (pull policy, imagePullSecrets, back-off).
+//! Building blocks of the real (CRI) node, each turning part of a pod spec
+//! into what the runtime needs:
+//!
+//! * [`resources`]: requests/limits → CRI `LinuxContainerResources`, the
+//!   pod cgroup's totals and the QoS class.
+//! * [`securitycontext`]: `securityContext` → CRI security contexts, with
+//!   upstream's `runAsNonRoot` checks.
+//! * [`envvars`]: a container's environment (env, envFrom, service links),
+//!   reading objects through [`objects::Objects`]; [`fieldpath`] is the
+//!   downward API it shares with volumes.
+//! * [`volume`]: a pod's volumes under its directory (emptyDir, hostPath,
+//!   configMap, secret, downwardAPI, projected with bound tokens) and each
+//!   container's CRI mounts; re-running it propagates updates.
+//! * [`probe`]: exec/httpGet/tcpSocket/grpc probes and the per-container
+//!   liveness/readiness/startup workers whose state the pod worker watches.
+//! * [`lifecycle`]: postStart and preStop hooks with upstream's failure
+//!   handling and grace-period accounting.
+//! * [`server`]: the HTTPS server on the kubelet port (logs, exec, attach,
+//!   port-forward bridged to CRI streaming; stats/summary from cgroups).
 
+pub mod backoff;
+pub mod cgroups;
+pub mod container;
 pub mod cri;
+pub mod dns;
+pub mod envvars;
+pub mod fieldpath;
 pub mod hollow;
 pub mod images;
+pub mod kubelet;
+pub mod kuberuntime;
+pub mod lifecycle;
+pub mod network;
+pub mod node;
 pub mod nodelease;
 pub mod nodestatus;
+pub mod objects;
+pub mod pleg;
+pub mod pod_workers;
 pub mod podips;
 pub mod podstatus;
 pub mod podsync;
+pub mod probe;
+mod quantity;
+pub mod resources;
+pub mod sandbox;
+pub mod securitycontext;
 pub mod server;
 pub mod simruntime;
+pub mod status;
+pub mod volume;

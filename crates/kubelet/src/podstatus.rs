@@ -159,7 +159,7 @@ fn conditions(
 }
 
 /// Upstream's messages for readiness gates whose condition is missing or not True.
-fn unready_gates(conditions: &[PodCondition], gates: &[String]) -> Vec<String> {
+pub(crate) fn unready_gates(conditions: &[PodCondition], gates: &[String]) -> Vec<String> {
     gates
         .iter()
         .filter_map(|gate| match conditions.iter().find(|c| &c.type_ == gate) {
@@ -374,7 +374,7 @@ pub fn time(at: Timestamp) -> Time {
 }
 
 /// Go's `time.Duration` text for whole seconds: `10s`, `1m20s`, `5m0s`.
-fn go_duration(duration: Duration) -> String {
+pub(crate) fn go_duration(duration: Duration) -> String {
     let secs = duration.as_secs();
     match (secs / 3600, secs % 3600 / 60, secs % 60) {
         (0, 0, s) => format!("{s}s"),
