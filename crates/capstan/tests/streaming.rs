@@ -39,8 +39,7 @@ fn wait_pod(c: &Cluster, name: &str, done: impl Fn(&Value) -> bool) -> Value {
 }
 
 fn running(pod: &Value) -> bool {
-    pod["status"]["phase"] == "Running"
-        && pod["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    pod["status"]["phase"] == "Running" && pod["status"]["containerStatuses"][0]["state"]["running"].is_object()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -125,7 +124,9 @@ fn logs_follow_tail_timestamps_previous_and_errors() {
     });
     let mut streamed = Vec::new();
     while streamed.len() < 3 {
-        let line = rx.recv_timeout(Duration::from_secs(10)).expect("kubectl logs -f streams new lines");
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("kubectl logs -f streams new lines");
         streamed.push(line);
     }
     assert!(streamed.iter().all(|l| l.starts_with("tick ")), "{streamed:?}");
@@ -133,7 +134,10 @@ fn logs_follow_tail_timestamps_previous_and_errors() {
 
     // --previous: the instance before the restart.
     wait_pod(&c, "restarting", |p| {
-        p["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap_or(0) >= 1
+        p["status"]["containerStatuses"][0]["restartCount"]
+            .as_i64()
+            .unwrap_or(0)
+            >= 1
     });
     assert_eq!(c.ok(&["logs", "restarting", "--previous"]), "attempt\n");
     let err = c.fails(&["logs", "ticker", "--previous"]);
@@ -163,7 +167,12 @@ fn exec_output_exit_codes_stdin_and_both_transports() {
 
     for env in [&[][..], &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")][..]] {
         // Output on both streams.
-        let out = kubectl_env(&c, env, &["exec", "shell", "--", "sh", "-c", "echo out; echo err >&2"], None);
+        let out = kubectl_env(
+            &c,
+            env,
+            &["exec", "shell", "--", "sh", "-c", "echo out; echo err >&2"],
+            None,
+        );
         assert!(out.status.success(), "{env:?}: {}", text(&out.stderr));
         assert_eq!(text(&out.stdout), "out\n");
         assert!(text(&out.stderr).contains("err"), "{}", text(&out.stderr));
@@ -173,7 +182,12 @@ fn exec_output_exit_codes_stdin_and_both_transports() {
         assert_eq!(out.status.code(), Some(3), "{env:?}: {}", text(&out.stderr));
 
         // Standard input, ending with EOF.
-        let out = kubectl_env(&c, env, &["exec", "-i", "shell", "--", "sh", "-c", "cat; echo done"], Some("in\n"));
+        let out = kubectl_env(
+            &c,
+            env,
+            &["exec", "-i", "shell", "--", "sh", "-c", "cat; echo done"],
+            Some("in\n"),
+        );
         assert!(out.status.success(), "{env:?}: {}", text(&out.stderr));
         assert_eq!(text(&out.stdout), "in\ndone\n");
     }
@@ -192,7 +206,11 @@ fn exec_output_exit_codes_stdin_and_both_transports() {
         None,
     );
     assert!(spdy.status.success());
-    assert!(!text(&spdy.stderr).contains("The subprotocol is"), "{}", text(&spdy.stderr));
+    assert!(
+        !text(&spdy.stderr).contains("The subprotocol is"),
+        "{}",
+        text(&spdy.stderr)
+    );
 
     // Errors from the kubelet's side become kubectl errors.
     let err = c.fails(&["exec", "shell", "-c", "nope", "--", "true"]);
@@ -251,7 +269,9 @@ fn forwarded_port(child: &mut Child) -> u16 {
         }
     });
     loop {
-        let line = rx.recv_timeout(Duration::from_secs(20)).expect("kubectl port-forward starts");
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("kubectl port-forward starts");
         if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
             return rest.split_whitespace().next().unwrap().parse().unwrap();
         }
@@ -263,7 +283,9 @@ fn http_get(port: u16) -> String {
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("an answer through the tunnel");
+    stream
+        .read_to_string(&mut answer)
+        .expect("an answer through the tunnel");
     answer
 }
 
