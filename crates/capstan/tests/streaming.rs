@@ -226,7 +226,7 @@ fn exec_it_with_a_pseudo_terminal() {
     wait_pod(&c, "tty", running);
     for env in ["", "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false "] {
         let inner = format!(
-            "stty cols 101 rows 31; {env}kubectl --kubeconfig {} exec -it tty -- sh -c 'stty size; tty; exit 4'",
+            "stty cols 101 rows 31; {env}kubectl --kubeconfig {} exec -it tty -- sh -c 'sleep 1; stty size; tty; exit 4'",
             c.kubeconfig().display()
         );
         let mut child = Killed(
@@ -256,6 +256,7 @@ fn exec_it_with_a_pseudo_terminal() {
         assert!(output.contains("31 101"), "{env}terminal size: {output:?}");
         assert!(output.contains("/dev/pts/"), "{env}a tty: {output:?}");
         assert_eq!(status.code(), Some(4), "{env}: {output:?}");
+        assert!(!output.contains("Unknown stream id"), "{env}: {output:?}");
     }
 }
 

@@ -286,9 +286,11 @@ where
     });
     let done = tokio::spawn(async move {
         while let Some(event) = outgoing.recv().await {
+            // Only the client half-closes channels (stdin, with v5's CLOSE signal): client-go's v5 reader
+            // knows no CLOSE for the server's channels and logs "Unknown stream id 255" for each. The server's
+            // streams end together when the socket closes.
             let message = match event {
                 Event::Data(kind, data) => ChannelMessage::Data(kind.channel(), data),
-                Event::Close(kind) if v5 => ChannelMessage::Close(kind.channel()),
                 Event::Close(_) => continue,
             };
             if sink.send(Message::Binary(message.encode())).await.is_err() {
