@@ -466,7 +466,14 @@ mod tests {
         let mut closed = false;
         while let Some(message) = caller.next().await {
             match message.expect("message") {
-                Message::Binary(data) => got.entry(data[0]).or_default().extend_from_slice(&data[1..]),
+                Message::Binary(data) => {
+                    assert_ne!(
+                        data[0],
+                        websocket::CLOSE_SIGNAL,
+                        "client-go does not expect CLOSE from the server"
+                    );
+                    got.entry(data[0]).or_default().extend_from_slice(&data[1..]);
+                }
                 Message::Close(frame) => {
                     assert_eq!(frame.expect("close frame").code, CloseCode::Normal);
                     closed = true;
