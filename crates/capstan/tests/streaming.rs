@@ -217,6 +217,28 @@ fn exec_output_exit_codes_stdin_and_both_transports() {
     assert!(err.contains("container nope is not valid for pod shell"), "{err}");
 }
 
+/// `kubectl attach -i` to a container reading its stdin: what kubectl reads reaches the process, whose output
+/// comes back; with `stdinOnce` the process sees EOF when kubectl's input ends. Both transports.
+#[test]
+fn attach_to_a_running_container() {
+    let c = Cluster::start_node();
+    for (name, env) in [
+        ("attach-ws", &[][..]),
+        ("attach-spdy", &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")][..]),
+    ] {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    stdin: true\n    stdinOnce: true\n    command: [\"sh\", \"-c\", \"read line; echo got $line\"]\n"
+        );
+        c.ok_in(&["apply", "-f", "-"], &yaml);
+        wait_pod(&c, name, running);
+        let out = kubectl_env(&c, env, &["attach", "-i", name], Some("hello\n"));
+        assert!(out.status.success(), "{env:?}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("got hello"), "{env:?}: {}", text(&out.stdout));
+        let done = wait_pod(&c, name, |p| p["status"]["phase"] == "Succeeded");
+        assert_eq!(done["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 0);
+    }
+}
+
 /// `kubectl exec -it` under a pseudo-terminal (util-linux `script`): the terminal size arrives through the
 /// resize stream, the process has a tty, and the exit code comes back.
 #[test]
