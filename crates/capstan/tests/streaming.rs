@@ -233,9 +233,16 @@ fn attach_to_a_running_container() {
         wait_pod(&c, name, running);
         let out = kubectl_env(&c, env, &["attach", "-i", name], Some("hello\n"));
         assert!(out.status.success(), "{env:?}: {}", text(&out.stderr));
-        assert!(text(&out.stdout).contains("got hello"), "{env:?}: {}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains("got hello"),
+            "{env:?}: {}",
+            text(&out.stdout)
+        );
         let done = wait_pod(&c, name, |p| p["status"]["phase"] == "Succeeded");
-        assert_eq!(done["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 0);
+        assert_eq!(
+            done["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            0
+        );
     }
 }
 

@@ -108,14 +108,18 @@ pub fn parse_line(line: &[u8]) -> Option<CriLine<'_>> {
     })
 }
 
-/// The byte offset where the last `n` complete lines of `content` begin.
+/// The byte offset where the last `n` complete lines of `content` begin (0 if it has fewer).
 pub fn tail_offset(content: &[u8], n: usize) -> usize {
+    tail_start(content, n).unwrap_or(0)
+}
+
+/// Where the last `n` complete lines of `content` begin, if `content` has more than those (so the boundary
+/// is known even when `content` is only the end of a file).
+fn tail_start(content: &[u8], n: usize) -> Option<usize> {
     if n == 0 {
-        return content.len();
+        return Some(content.len());
     }
-    let mut complete = 0;
-    let mut end = content.len();
-    // Walk lines from the end; a line ends a logical line unless it is partial.
+    // Line starts and whether each line is partial (a `P` line continues on the next).
     let mut lines: Vec<(usize, bool)> = Vec::new();
     let mut start = 0;
     for (i, &b) in content.iter().enumerate() {
@@ -125,16 +129,41 @@ pub fn tail_offset(content: &[u8], n: usize) -> usize {
             start = i + 1;
         }
     }
+    let mut complete = 0;
+    let mut end = content.len();
     for &(offset, partial) in lines.iter().rev() {
         if !partial {
             if complete == n {
-                return end;
+                return Some(end);
             }
             complete += 1;
         }
         end = offset;
     }
-    end
+    None
+}
+
+/// Where the last `n` complete lines of a log file begin, reading only as much of its end as needed (log files
+/// can be large; `kubectl logs --tail` usually wants a few lines).
+async fn tail_position(file: &mut tokio::fs::File, n: usize) -> std::io::Result<u64> {
+    let len = file.metadata().await?.len();
+    let mut window = 64 * 1024u64;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start)).await?;
+        let mut content = Vec::with_capacity((len - start) as usize);
+        (&mut *file).take(len - start).read_to_end(&mut content).await?;
+        if start == 0 {
+            return Ok(tail_offset(&content, n) as u64);
+        }
+        // The window may begin inside a line: count from the first whole one.
+        if let Some(first) = content.iter().position(|&b| b == b'\n')
+            && let Some(offset) = tail_start(&content[first + 1..], n)
+        {
+            return Ok(start + (first + 1 + offset) as u64);
+        }
+        window *= 2;
+    }
 }
 
 /// Turns CRI log lines into output, applying `since`, `timestamps` and `limitBytes`.
@@ -277,12 +306,10 @@ async fn stream_log(
         continuing: false,
     };
     if let Some(n) = options.tail_lines {
-        let mut content = Vec::new();
-        if file.read_to_end(&mut content).await.is_err() {
+        let Ok(offset) = tail_position(&mut file, n).await else {
             return;
-        }
-        let offset = tail_offset(&content, n);
-        if file.seek(SeekFrom::Start(offset as u64)).await.is_err() {
+        };
+        if file.seek(SeekFrom::Start(offset)).await.is_err() {
             return;
         }
     }
@@ -394,6 +421,27 @@ mod tests {
         assert_eq!(render(tail(2), LOG), "three\nfour\n");
         assert_eq!(render(tail(0), LOG), "");
         assert_eq!(render(tail(10), LOG), "one\ntwo\nthree\nfour\n");
+    }
+
+    #[tokio::test]
+    async fn tail_reads_only_the_end_of_large_files() {
+        let path = std::env::temp_dir().join(format!("capstan-tail-{}.log", std::process::id()));
+        let mut content = Vec::new();
+        for i in 0..20_000 {
+            content.extend_from_slice(format!("2026-12-07T10:00:00Z stdout F line {i}\n").as_bytes());
+        }
+        content.extend_from_slice(b"2026-12-07T10:00:01Z stdout P par\n2026-12-07T10:00:01Z stdout F tial\n");
+        std::fs::write(&path, &content).unwrap();
+        let mut file = tokio::fs::File::open(&path).await.unwrap();
+        for n in [0, 1, 2, 3, 5000, 20_001, 30_000] {
+            let offset = tail_position(&mut file, n).await.unwrap() as usize;
+            assert_eq!(offset, tail_offset(&content, n), "n = {n}");
+        }
+        assert_eq!(
+            &content[tail_offset(&content, 1)..][..33],
+            b"2026-12-07T10:00:01Z stdout P par"
+        );
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
