@@ -170,7 +170,8 @@ pub fn parse(method: &Method, path: &str, query: &Query) -> Result<Option<Resour
     }
     let name = rest.get(1).map(|s| s.to_string());
     let subresource = rest.get(2).map(|s| s.to_string());
-    if rest.len() > 3
+    // `…/proxy/<path>` carries a path for the proxied server after the subresource.
+    if (rest.len() > 3 && subresource.as_deref() != Some("proxy"))
         || subresource
             .as_deref()
             .is_some_and(|s| resource.subresource(s).is_none())

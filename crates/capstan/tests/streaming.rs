@@ -212,6 +212,29 @@ fn exec_output_exit_codes_stdin_and_both_transports() {
         text(&spdy.stderr)
     );
 
+    // The kubelet's stats through the API server's node proxy: the pod and its container with cpu and memory.
+    let node = c.node_name().to_string();
+    assert_eq!(
+        c.ok(&["get", "--raw", &format!("/api/v1/nodes/{node}/proxy/healthz")]),
+        "ok"
+    );
+    let summary: Value =
+        serde_json::from_str(&c.ok(&["get", "--raw", &format!("/api/v1/nodes/{node}/proxy/stats/summary")])).unwrap();
+    assert_eq!(summary["node"]["nodeName"], node.as_str());
+    let pod = summary["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["podRef"]["name"] == "shell")
+        .unwrap_or_else(|| panic!("pod shell in {summary}"));
+    assert!(pod["memory"]["workingSetBytes"].as_u64().is_some(), "{pod}");
+    assert!(pod["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0, "{pod}");
+    assert_eq!(pod["containers"][0]["name"], "main", "{pod}");
+    assert!(
+        pod["containers"][0]["memory"]["usageBytes"].as_u64().unwrap() > 0,
+        "{pod}"
+    );
+
     // Errors from the kubelet's side become kubectl errors.
     let err = c.fails(&["exec", "shell", "-c", "nope", "--", "true"]);
     assert!(err.contains("container nope is not valid for pod shell"), "{err}");

@@ -7,6 +7,8 @@
 //! authenticating with its `kube-apiserver-kubelet-client` certificate and verifying the kubelet's serving
 //! certificate against the cluster CA ([`kubelet`]).
 //!
+//! **Node proxy** (`GET nodes/{name}/proxy/<path>`) reaches the kubelet's own endpoints, e.g. `/stats/summary`.
+//!
 //! **Logs** ([`logs`]) are a plain GET whose body is streamed through as it arrives (`kubectl logs -f`).
 //!
 //! **Exec, attach and port-forward** ([`upgrade`]) are HTTP upgrades, and they are *passed through*: the
@@ -39,10 +41,9 @@ pub use kubelet::KubeletClient;
 /// Whether this module serves the request.
 pub fn handles(request: &ResourceRequest) -> bool {
     request.resource.group.is_empty()
-        && request.resource.plural == "pods"
         && matches!(
-            request.subresource.as_deref(),
-            Some("log" | "exec" | "attach" | "portforward")
+            (request.resource.plural, request.subresource.as_deref()),
+            ("pods", Some("log" | "exec" | "attach" | "portforward")) | ("nodes", Some("proxy"))
         )
 }
 
@@ -55,6 +56,9 @@ pub async fn handle(
     body: Body,
 ) -> Result<Response, ApiError> {
     drop(body);
+    if request.resource.plural == "nodes" {
+        return node_proxy(server, request, parts).await;
+    }
     let namespace = request.namespace.as_deref().unwrap_or_default();
     let name = request.name.as_deref().unwrap_or_default();
     let pods = registry::lookup("", "v1", "pods").ok_or_else(|| ApiError::internal("pods are not registered"))?;
@@ -77,6 +81,44 @@ pub async fn handle(
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// `GET nodes/{name}/proxy/<path>`: the kubelet's own endpoints (`/stats/summary`, `/healthz`, …), as
+/// `kubectl get --raw /api/v1/nodes/<node>/proxy/stats/summary` reads them.
+async fn node_proxy(
+    server: &ApiServer,
+    request: &ResourceRequest,
+    parts: &http::request::Parts,
+) -> Result<Response, ApiError> {
+    if parts.method != http::Method::GET {
+        return Err(ApiError::method_not_allowed());
+    }
+    let name = request.name.as_deref().unwrap_or_default();
+    let marker = format!("/nodes/{name}/proxy");
+    let path = parts.uri.path();
+    let rest = path.find(&marker).map_or("", |i| &path[i + marker.len()..]);
+    let mut target = if rest.is_empty() {
+        "/".to_string()
+    } else {
+        rest.to_string()
+    };
+    if let Some(query) = parts.uri.query() {
+        target = format!("{target}?{query}");
+    }
+    let (host, port) = node_address(server, name).await?;
+    let request = http::Request::get(target)
+        .header(http::header::HOST, format!("{host}:{port}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(ApiError::internal)?;
+    let response = server.kubelet_client()?.send(&host, port, request).await?;
+    let (head, body) = response.into_parts();
+    let mut out = Response::new(Body::new(body));
+    *out.status_mut() = head.status;
+    if let Some(content_type) = head.headers.get(http::header::CONTENT_TYPE) {
+        out.headers_mut()
+            .insert(http::header::CONTENT_TYPE, content_type.clone());
+    }
+    Ok(out)
 }
 
 fn names(pod: &Object) -> (&str, &str) {
@@ -130,11 +172,16 @@ fn container(pod: &Object, query: &Query) -> Result<String, ApiError> {
     }
 }
 
-/// Where the pod's kubelet listens: the node's InternalIP (else any address) and kubelet port.
+/// Where the pod's kubelet listens; `None` for a pod not yet scheduled.
 async fn kubelet_address(server: &ApiServer, pod: &Object) -> Result<Option<(String, u16)>, ApiError> {
-    let Some(node_name) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
-        return Ok(None);
-    };
+    match pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+        Some(node) => Ok(Some(node_address(server, node).await?)),
+        None => Ok(None),
+    }
+}
+
+/// A node's kubelet: its InternalIP (else any address) and `status.daemonEndpoints.kubeletEndpoint.Port`.
+async fn node_address(server: &ApiServer, node_name: &str) -> Result<(String, u16), ApiError> {
     let nodes = registry::lookup("", "v1", "nodes").ok_or_else(|| ApiError::internal("nodes are not registered"))?;
     let node = server
         .objects
@@ -160,7 +207,7 @@ async fn kubelet_address(server: &ApiServer, pod: &Object) -> Result<Option<(Str
         Value::Number(n) => n.as_u64().filter(|p| *p > 0 && *p <= 65535).unwrap_or(10250) as u16,
         _ => 10250,
     };
-    Ok(Some((host, port)))
+    Ok((host, port))
 }
 
 /// The kubelet's answer to a failed call, as an API error with its status code and text.
