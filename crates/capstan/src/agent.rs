@@ -15,6 +15,7 @@ use capstan_containerd::{Containerd, ContainerdConfig};
 use capstan_kubelet::hollow::HollowOptions;
 use capstan_kubelet::kubelet::{Kubelet, KubeletOptions};
 use capstan_kubelet::nodestatus::{self, NodeTemplate};
+use capstan_kubelet::server::ServerTls;
 use clap::Args;
 
 /// The node's flags, shared by `capstan server` and `capstan agent`, with
@@ -60,6 +61,16 @@ pub struct NodeArgs {
 }
 
 impl NodeArgs {
+    /// The names and addresses the kubelet's serving certificate must carry: the node's IP (as the kubelet
+    /// determines it), its name, and loopback.
+    pub fn serving_sans(&self) -> Vec<String> {
+        let mut sans = vec![self.node_name(), "localhost".to_string(), "127.0.0.1".to_string()];
+        if let Some(ip) = self.node_ip.or_else(capstan_kubelet::node::default_ip) {
+            sans.push(ip.to_string());
+        }
+        sans
+    }
+
     /// `--node-name`, else the host name (lowercased, as upstream).
     pub fn node_name(&self) -> String {
         self.node_name.clone().unwrap_or_else(|| {
@@ -78,6 +89,7 @@ pub async fn run_node(
     args: &NodeArgs,
     data_dir: &Path,
     cluster_domain: &str,
+    server_tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let agent = data_dir.join("agent");
@@ -121,6 +133,7 @@ pub async fn run_node(
             Some(path) => Registries::load(path)?,
             None => Registries::default(),
         },
+        server_tls,
     };
     let result = Kubelet::run(client, cri, options, shutdown).await;
     if let Some(containerd) = containerd {
@@ -209,7 +222,8 @@ impl AgentArgs {
                     tracing::warn!(%err, "waiting for a shutdown signal");
                 }
             };
-            run_node(client, &self.node, &self.data_dir, &self.cluster_domain, shutdown).await
+            // Joining nodes have no certificate from the cluster CA yet (no CSR flow): no kubelet server.
+            run_node(client, &self.node, &self.data_dir, &self.cluster_domain, None, shutdown).await
         })
     }
 
