@@ -13,11 +13,11 @@ use http::{HeaderValue, StatusCode, header};
 use crate::authz::Attributes;
 use crate::codec::{self, MAX_BODY_BYTES};
 use crate::request::{self, Query};
-use crate::{ApiServer, authn, discovery, metrics, rest, version};
+use crate::{ApiServer, authn, discovery, metrics, proxy, rest, version};
 
 /// Routes one request.
 pub async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     let query = Query::parse(parts.uri.query());
     match path.as_str() {
@@ -75,6 +75,21 @@ pub async fn dispatch(State(server): State<Arc<ApiServer>>, request: Request) ->
         .authorize(&user, &Attributes::Resource(&resource_request))
     {
         return codec::error(&err);
+    }
+    if proxy::handles(&resource_request) {
+        let started = Instant::now();
+        let response = proxy::handle(&server, &resource_request, &query, &mut parts, body)
+            .await
+            .unwrap_or_else(|err| codec::error(&err));
+        record(
+            &server,
+            &resource_request,
+            &parts,
+            &user,
+            response.status(),
+            started.elapsed(),
+        );
+        return response;
     }
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,

@@ -24,6 +24,7 @@ pub mod negotiate;
 pub mod objects;
 pub mod patch;
 pub mod pki;
+pub mod proxy;
 pub mod request;
 pub mod rest;
 pub mod serve;
@@ -35,8 +36,8 @@ pub mod versions;
 pub mod watchcache;
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use capstan_store::Store;
 use ipnet::IpNet;
@@ -88,6 +89,8 @@ pub struct ApiServer {
     pub metrics: Arc<metrics::Metrics>,
     pub tokens: serviceaccount::TokenIssuer,
     pub allocators: allocator::Allocators,
+    /// How to call kubelets (`pods/log`, `exec`, `attach`, `portforward`); set once the PKI is loaded.
+    pub kubelet_client: OnceLock<proxy::KubeletClient>,
     bootstrapped: AtomicBool,
 }
 
@@ -102,8 +105,16 @@ impl ApiServer {
             metrics,
             tokens,
             authorizer: authz::Chain(vec![Box::new(authz::Masters), Box::new(authz::BasicUser)]),
+            kubelet_client: OnceLock::new(),
             bootstrapped: AtomicBool::new(false),
         })
+    }
+
+    /// The kubelet client, or 503 when none is configured (an API server started without its PKI).
+    pub fn kubelet_client(&self) -> Result<&proxy::KubeletClient, capstan_apimachinery::ApiError> {
+        self.kubelet_client
+            .get()
+            .ok_or_else(|| capstan_apimachinery::ApiError::service_unavailable("no kubelet client is configured"))
     }
 
     /// Creates the built-in namespaces and Services; `/readyz` fails until done.

@@ -11,6 +11,7 @@
 //! | `ca.crt`, `ca.key`    | the cluster CA (CN `capstan-ca@<unix-ts>`)                | 10 years |
 //! | `serving.crt`/`.key`  | the API server's HTTPS certificate (serverAuth)           | 1 year   |
 //! | `admin.crt`/`.key`    | CN=system:admin, O=system:masters (clientAuth)            | 1 year   |
+//! | `kube-apiserver-kubelet-client.crt`/`.key` | the API server's identity towards kubelets (clientAuth) | 1 year |
 //! | `service-account.key` | PKCS#8 P-256 key that signs service-account tokens (ES256)| forever  |
 //!
 //! Every key file is written with mode 0600 (the directory 0700), atomically (temporary file + rename), so a
@@ -68,6 +69,12 @@ pub const SERVING_KEY: &str = "serving.key";
 pub const ADMIN_CERT: &str = "admin.crt";
 /// The admin client certificate's key.
 pub const ADMIN_KEY: &str = "admin.key";
+/// The API server's client certificate towards kubelets (logs, exec, attach, port-forward), as kubeadm names it.
+pub const KUBELET_CLIENT_CERT: &str = "kube-apiserver-kubelet-client.crt";
+/// Its key.
+pub const KUBELET_CLIENT_KEY: &str = "kube-apiserver-kubelet-client.key";
+/// The common name kubelets accept from the API server.
+pub const KUBELET_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
 /// The service-account token signing key (PKCS#8 PEM, ECDSA P-256).
 pub const SERVICE_ACCOUNT_KEY: &str = "service-account.key";
 
@@ -159,6 +166,8 @@ pub struct Pki {
     serving_key_pem: String,
     admin_cert_pem: String,
     admin_key_pem: String,
+    kubelet_client_cert_pem: String,
+    kubelet_client_key_pem: String,
     service_account_key_pem: String,
     service_account_public_key_pem: String,
 }
@@ -244,6 +253,20 @@ impl Pki {
         };
         let (admin_cert_pem, admin_key_pem) = admin.load_or_issue(&ca, &admin_spec, |_| None)?;
 
+        // The identity the API server presents to kubelets; kubelets accept only this common name.
+        let kubelet_client = Leaf {
+            cert: dir.join(KUBELET_CLIENT_CERT),
+            key: dir.join(KUBELET_CLIENT_KEY),
+        };
+        let kubelet_client_spec = LeafSpec {
+            common_name: KUBELET_CLIENT_CN,
+            organizations: &["system:masters"],
+            sans: Vec::new(),
+            usage: ExtendedKeyUsagePurpose::ClientAuth,
+        };
+        let (kubelet_client_cert_pem, kubelet_client_key_pem) =
+            kubelet_client.load_or_issue(&ca, &kubelet_client_spec, |_| None)?;
+
         // The service-account signing key: never regenerated once it exists (it would invalidate every token).
         let sa_path = dir.join(SERVICE_ACCOUNT_KEY);
         let (service_account_key_pem, sa_key) = match read_optional(&sa_path)? {
@@ -268,6 +291,8 @@ impl Pki {
             serving_key_pem,
             admin_cert_pem,
             admin_key_pem,
+            kubelet_client_cert_pem,
+            kubelet_client_key_pem,
             service_account_key_pem,
             service_account_public_key_pem: sa_key.public_key_pem(),
         })
@@ -323,6 +348,27 @@ impl Pki {
             usage: ExtendedKeyUsagePurpose::ClientAuth,
         };
         issue_leaf(&self.ca_cert_pem, &self.ca_key, OffsetDateTime::now_utc(), &spec)
+    }
+
+    /// A serving certificate signed by the cluster CA for `sans` (DNS names or IP addresses), valid for a year,
+    /// e.g. for a kubelet's HTTPS server (CN = the node name). Returns (cert PEM, key PEM).
+    pub fn issue_serving_cert(&self, common_name: &str, sans: &[String]) -> Result<(String, String), PkiError> {
+        if common_name.is_empty() {
+            return Err(PkiError::InvalidRequest("empty common name".to_string()));
+        }
+        let sans = sans.iter().map(|s| San::parse(s)).collect::<Result<Vec<_>, _>>()?;
+        let spec = LeafSpec {
+            common_name,
+            organizations: &[],
+            sans,
+            usage: ExtendedKeyUsagePurpose::ServerAuth,
+        };
+        issue_leaf(&self.ca_cert_pem, &self.ca_key, OffsetDateTime::now_utc(), &spec)
+    }
+
+    /// The API server's client certificate and key (PEM) for calling kubelets.
+    pub fn kubelet_client_pem(&self) -> (&str, &str) {
+        (&self.kubelet_client_cert_pem, &self.kubelet_client_key_pem)
     }
 
     /// The admin kubeconfig (YAML) for `server_url` (e.g. `https://127.0.0.1:6443`), with the CA, the persisted

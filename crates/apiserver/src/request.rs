@@ -85,18 +85,28 @@ impl Verb {
 #[derive(Debug, Clone, Default)]
 pub struct Query {
     params: HashMap<String, String>,
+    /// Every pair in order, for repeated parameters (`command` of exec).
+    pairs: Vec<(String, String)>,
 }
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> Query {
-        let params = raw
-            .map(|q| {
-                form_urlencoded::parse(q.as_bytes())
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect()
-            })
+        let pairs: Vec<(String, String)> = raw
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        Query { params }
+        Query {
+            params: pairs.iter().cloned().collect(),
+            pairs,
+        }
+    }
+
+    /// Every value of a repeated parameter, in order.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -160,7 +170,8 @@ pub fn parse(method: &Method, path: &str, query: &Query) -> Result<Option<Resour
     }
     let name = rest.get(1).map(|s| s.to_string());
     let subresource = rest.get(2).map(|s| s.to_string());
-    if rest.len() > 3
+    // `…/proxy/<path>` carries a path for the proxied server after the subresource.
+    if (rest.len() > 3 && subresource.as_deref() != Some("proxy"))
         || subresource
             .as_deref()
             .is_some_and(|s| resource.subresource(s).is_none())

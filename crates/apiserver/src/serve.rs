@@ -64,6 +64,10 @@ impl Listening {
         let tokens = TokenIssuer::new(pki.service_account_key_pem(), &pki.service_account_public_key_pem())
             .map_err(|e| anyhow::anyhow!("loading the service-account key: {e}"))?;
         let server = ApiServer::new(config, store, tokens);
+        let (kubelet_cert, kubelet_key) = pki.kubelet_client_pem();
+        let kubelet_client = crate::proxy::KubeletClient::new(pki.ca_pem(), kubelet_cert, kubelet_key)
+            .context("loading the kubelet client certificate")?;
+        let _ = server.kubelet_client.set(kubelet_client);
         // The OpenAPI documents take a moment to build: do it before clients ask.
         tokio::task::spawn_blocking(capstan_openapi::warm_up);
         server
@@ -97,7 +101,13 @@ impl Listening {
         Ok(self.pki.kubeconfig(&self.url, &cert, &key)?)
     }
 
-    /// The cluster CA certificate (PEM), which clients verify the API with.
+    /// A kubelet serving certificate (CN = the node name) for `sans` (the node's addresses and names), signed
+    /// by the cluster CA, with its key: what a node's kubelet presents on port 10250. Returns (cert, key) PEMs.
+    pub fn kubelet_serving_cert(&self, node_name: &str, sans: &[String]) -> anyhow::Result<(String, String)> {
+        Ok(self.pki.issue_serving_cert(node_name, sans)?)
+    }
+
+    /// The cluster CA certificate (PEM): kubelets verify the API server's client certificate against it.
     pub fn ca_pem(&self) -> &str {
         self.pki.ca_pem()
     }

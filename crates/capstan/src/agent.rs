@@ -15,6 +15,7 @@ use capstan_containerd::{Containerd, ContainerdConfig};
 use capstan_kubelet::hollow::HollowOptions;
 use capstan_kubelet::kubelet::{Kubelet, KubeletOptions};
 use capstan_kubelet::nodestatus::{self, NodeTemplate};
+use capstan_kubelet::server::ServerTls;
 use clap::Args;
 
 /// The node's flags, shared by `capstan server` and `capstan agent`, with
@@ -52,9 +53,24 @@ pub struct NodeArgs {
     /// The Linux bridge pods are attached to.
     #[arg(long, default_value = "capstan0")]
     pub cni_bridge: String,
+
+    /// Hard eviction thresholds: below them the node reports MemoryPressure
+    /// or DiskPressure (upstream's signals memory.available and nodefs.available).
+    #[arg(long, default_value = capstan_kubelet::node::DEFAULT_EVICTION_HARD, value_parser = capstan_kubelet::node::Eviction::parse)]
+    pub eviction_hard: capstan_kubelet::node::Eviction,
 }
 
 impl NodeArgs {
+    /// The names and addresses the kubelet's serving certificate must carry: the node's IP (as the kubelet
+    /// determines it), its name, and loopback.
+    pub fn serving_sans(&self) -> Vec<String> {
+        let mut sans = vec![self.node_name(), "localhost".to_string(), "127.0.0.1".to_string()];
+        if let Some(ip) = self.node_ip.or_else(capstan_kubelet::node::default_ip) {
+            sans.push(ip.to_string());
+        }
+        sans
+    }
+
     /// `--node-name`, else the host name (lowercased, as upstream).
     pub fn node_name(&self) -> String {
         self.node_name.clone().unwrap_or_else(|| {
@@ -73,6 +89,7 @@ pub async fn run_node(
     args: &NodeArgs,
     data_dir: &Path,
     cluster_domain: &str,
+    server_tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let agent = data_dir.join("agent");
@@ -111,10 +128,12 @@ pub async fn run_node(
         kubelet_port: args.kubelet_port,
         cluster_dns: vec![args.cluster_dns],
         cluster_domain: cluster_domain.to_string(),
+        eviction: args.eviction_hard,
         registries: match &args.registry_config {
             Some(path) => Registries::load(path)?,
             None => Registries::default(),
         },
+        server_tls,
     };
     let result = Kubelet::run(client, cri, options, shutdown).await;
     if let Some(containerd) = containerd {
@@ -203,7 +222,8 @@ impl AgentArgs {
                     tracing::warn!(%err, "waiting for a shutdown signal");
                 }
             };
-            run_node(client, &self.node, &self.data_dir, &self.cluster_domain, shutdown).await
+            // Joining nodes have no certificate from the cluster CA yet (no CSR flow): no kubelet server.
+            run_node(client, &self.node, &self.data_dir, &self.cluster_domain, None, shutdown).await
         })
     }
 

@@ -176,10 +176,6 @@ async fn serve(args: ServerArgs) -> Result<()> {
             clients.push((component, client(&kubeconfig).await?));
         }
     }
-    let dns_client = match args.dns.disable_dns {
-        true => None,
-        false => Some(client(&listening.kubeconfig_for("system:capstan-dns", &["system:masters"])?).await?),
-    };
     let node_client = if args.disable_agent {
         None
     } else {
@@ -188,16 +184,33 @@ async fn serve(args: ServerArgs) -> Result<()> {
         let kubeconfig = listening.kubeconfig_for(&user, &["system:nodes", "system:masters"])?;
         Some(client(&kubeconfig).await?)
     };
+    let dns_client = match args.dns.disable_dns {
+        true => None,
+        false => Some(client(&listening.kubeconfig_for("system:capstan-dns", &["system:masters"])?).await?),
+    };
+    let server_tls = match &node_client {
+        Some(_) => {
+            let (cert_pem, key_pem) =
+                listening.kubelet_serving_cert(&args.node.node_name(), &args.node.serving_sans())?;
+            Some(capstan_kubelet::server::ServerTls {
+                cert_pem,
+                key_pem,
+                client_ca_pem: listening.ca_pem().to_string(),
+            })
+        }
+        None => None,
+    };
     let proxy_client = node_client.clone();
     let mut api = tokio::spawn(listening.serve(stopping(&api_stopped)));
     let mut node = node_client.map(|client| {
-        let (node_args, data_dir, domain, stop) = (
+        let (node_args, data_dir, domain, tls, stop) = (
             args.node.clone(),
             args.data_dir.clone(),
             args.cluster_domain.clone(),
+            server_tls.clone(),
             stopping(&stopped),
         );
-        tokio::spawn(async move { crate::agent::run_node(client, &node_args, &data_dir, &domain, stop).await })
+        tokio::spawn(async move { crate::agent::run_node(client, &node_args, &data_dir, &domain, tls, stop).await })
     });
     // The node's service proxy shares the node's identity.
     let proxy = proxy_client.map(|client| {

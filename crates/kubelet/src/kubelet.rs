@@ -64,8 +64,13 @@ pub struct KubeletOptions {
     pub kubelet_port: u16,
     pub cluster_dns: Vec<IpAddr>,
     pub cluster_domain: String,
+    /// Hard eviction thresholds (`--eviction-hard`): pressure conditions and allocatable.
+    pub eviction: node::Eviction,
     /// `--registry-config`: credentials used when no imagePullSecret matches.
     pub registries: Registries,
+    /// The kubelet server's certificate and client CA; without it the server on `kubelet_port` (logs, exec,
+    /// attach, port-forward, stats) does not start.
+    pub server_tls: Option<crate::server::ServerTls>,
 }
 
 /// What every pod worker shares.
@@ -119,6 +124,7 @@ impl Kubelet {
             kubelet_port: options.kubelet_port,
             root_dir: options.root_dir.clone(),
             runtime_version: format!("{}://{}", version.runtime_name, version.runtime_version),
+            eviction: options.eviction,
         };
         let network = Network {
             conf_dir: options.cni_conf_dir.clone(),
@@ -156,6 +162,7 @@ impl Kubelet {
             images: ImageManager::new(options.registries.clone()),
             options,
         });
+        let server = kubelet_server(&ctx);
         let changed = Arc::new(Notify::new());
         let uid = registered.uid().unwrap_or_default();
         tokio::select! {
@@ -163,11 +170,36 @@ impl Kubelet {
             () = node::run(client.clone(), cri.clone(), config.clone(), uid, changed.clone()) => {}
             () = watch_pod_cidr(client.clone(), cri.clone(), config.name.clone(), network, changed) => {}
             () = run_pods(ctx) => {}
-            // The streaming server (logs, exec, attach, port-forward) starts here
-            // once it lands: server::serve(.., shutdown).
+            () = server => {}
         }
         tracing::info!("kubelet stopping; containers keep running");
         Ok(())
+    }
+}
+
+/// The kubelet's HTTPS server (logs, exec, attach, port-forward, stats) on `--kubelet-port`, on all addresses
+/// as upstream's; pending forever when it has no certificate or cannot start (the node keeps running pods).
+fn kubelet_server(ctx: &Context) -> impl Future<Output = ()> + use<> {
+    let options = ctx.options.server_tls.clone().map(|tls| crate::server::ServerOptions {
+        addr: (std::net::Ipv4Addr::UNSPECIFIED, ctx.options.kubelet_port).into(),
+        tls,
+        runtime: ctx.cri.runtime.clone(),
+        cgroups: crate::server::CgroupLayout {
+            mount: "/sys/fs/cgroup".into(),
+            root: ctx.options.cgroup_root.clone(),
+        },
+        node_name: ctx.options.node_name.clone(),
+    });
+    async move {
+        match options {
+            Some(options) => {
+                if let Err(err) = crate::server::serve(options, std::future::pending()).await {
+                    tracing::error!(%err, "the kubelet server did not start");
+                }
+            }
+            None => tracing::warn!("no serving certificate: the kubelet server (logs, exec, port-forward) is off"),
+        }
+        std::future::pending::<()>().await
     }
 }
 

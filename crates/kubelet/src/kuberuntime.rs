@@ -172,6 +172,8 @@ impl PodRuntime {
             next = wake.unwrap_or(RESYNC);
             if changed {
                 view = self.observe().await?;
+                // Containers just started report their probes' initial verdicts (not ready yet).
+                self.sync_probes(pod, &view).await;
             }
         }
         let phase = self.report(pod, &view, false).await?;

@@ -37,6 +37,8 @@
 //!   liveness/readiness/startup workers whose state the pod worker watches.
 //! * [`lifecycle`]: postStart and preStop hooks with upstream's failure
 //!   handling and grace-period accounting.
+//! * [`server`]: the HTTPS server on the kubelet port (logs, exec, attach,
+//!   port-forward bridged to CRI streaming; stats/summary from cgroups).
 
 pub mod backoff;
 pub mod cgroups;
@@ -64,6 +66,7 @@ pub mod probe;
 pub mod resources;
 pub mod sandbox;
 pub mod securitycontext;
+pub mod server;
 pub mod simruntime;
 pub mod status;
 pub mod volume;

@@ -34,9 +34,62 @@ use crate::podstatus::time;
 
 /// Upstream's default `--max-pods`.
 pub const MAX_PODS: u32 = 110;
-/// Upstream's default hard eviction thresholds, subtracted from capacity.
-const EVICTION_MEMORY_BYTES: u64 = 100 * 1024 * 1024;
-const EVICTION_NODEFS_PERCENT: u64 = 10;
+/// Upstream's default `--eviction-hard` (the signals Capstan watches).
+pub const DEFAULT_EVICTION_HARD: &str = "memory.available<100Mi,nodefs.available<10%";
+
+/// Hard eviction thresholds (upstream `--eviction-hard`): below them the
+/// node reports memory or disk pressure, and they are kept out of allocatable.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Eviction {
+    pub memory_available: Threshold,
+    pub nodefs_available: Threshold,
+}
+
+/// An amount of a resource, or a share of its capacity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    Bytes(u64),
+    Percent(f64),
+}
+
+impl Threshold {
+    fn of(self, capacity: u64) -> u64 {
+        match self {
+            Threshold::Bytes(b) => b,
+            Threshold::Percent(p) => (capacity as f64 * p / 100.0) as u64,
+        }
+    }
+}
+
+impl Eviction {
+    /// Parses `memory.available<100Mi,nodefs.available<10%`; signals not
+    /// given keep upstream's defaults, others are not watched.
+    pub fn parse(text: &str) -> Result<Eviction, String> {
+        let mut eviction = Eviction {
+            memory_available: Threshold::Bytes(100 * 1024 * 1024),
+            nodefs_available: Threshold::Percent(10.0),
+        };
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (signal, value) = item
+                .split_once('<')
+                .ok_or_else(|| format!("invalid eviction threshold {item:?}: expected SIGNAL<QUANTITY"))?;
+            let threshold = match value.strip_suffix('%') {
+                Some(p) => Threshold::Percent(p.parse().map_err(|_| format!("invalid percentage {value:?}"))?),
+                None => {
+                    let bytes = capstan_scheduler::quantity::value(value)
+                        .ok_or_else(|| format!("invalid quantity {value:?}"))?;
+                    Threshold::Bytes(u64::try_from(bytes).unwrap_or(0))
+                }
+            };
+            match signal {
+                "memory.available" => eviction.memory_available = threshold,
+                "nodefs.available" => eviction.nodefs_available = threshold,
+                _ => {}
+            }
+        }
+        Ok(eviction)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -54,6 +107,7 @@ pub struct NodeConfig {
     pub root_dir: PathBuf,
     /// `containerd://1.6.20`.
     pub runtime_version: String,
+    pub eviction: Eviction,
 }
 
 /// The host's resources and identity.
@@ -193,9 +247,15 @@ pub async fn runtime_health(cri: &Cri) -> RuntimeHealth {
 }
 
 /// The node's conditions now, keeping the transition times of unchanged ones.
-pub fn conditions(host: &Host, runtime: &RuntimeHealth, old: &[NodeCondition], now: Timestamp) -> Vec<NodeCondition> {
-    let memory_pressure = host.memory_available_bytes < EVICTION_MEMORY_BYTES;
-    let disk_pressure = host.storage_available_bytes * 100 < host.storage_bytes * EVICTION_NODEFS_PERCENT;
+pub fn conditions(
+    host: &Host,
+    eviction: &Eviction,
+    runtime: &RuntimeHealth,
+    old: &[NodeCondition],
+    now: Timestamp,
+) -> Vec<NodeCondition> {
+    let memory_pressure = host.memory_available_bytes < eviction.memory_available.of(host.memory_bytes);
+    let disk_pressure = host.storage_available_bytes < eviction.nodefs_available.of(host.storage_bytes);
     let table: [(&str, bool, &str, String); 4] = [
         if memory_pressure {
             (
@@ -302,14 +362,19 @@ pub fn status(
     let mut allocatable = capacity.clone();
     allocatable.insert(
         "memory".into(),
-        bytes(host.memory_bytes.saturating_sub(EVICTION_MEMORY_BYTES)),
+        bytes(
+            host.memory_bytes
+                .saturating_sub(config.eviction.memory_available.of(host.memory_bytes)),
+        ),
     );
-    let storage = host.storage_bytes - host.storage_bytes * EVICTION_NODEFS_PERCENT / 100;
+    let storage = host
+        .storage_bytes
+        .saturating_sub(config.eviction.nodefs_available.of(host.storage_bytes));
     allocatable.insert("ephemeral-storage".into(), Quantity(storage.to_string()));
     NodeStatus {
         capacity: Some(capacity),
         allocatable: Some(allocatable),
-        conditions: Some(conditions(host, runtime, old, now)),
+        conditions: Some(conditions(host, &config.eviction, runtime, old, now)),
         addresses: Some(vec![
             NodeAddress {
                 type_: "InternalIP".into(),
@@ -478,6 +543,7 @@ mod tests {
             kubelet_port: 10251,
             root_dir: "/".into(),
             runtime_version: "containerd://1.6.20".into(),
+            eviction: Eviction::parse(DEFAULT_EVICTION_HARD).unwrap(),
         }
     }
 
@@ -509,7 +575,8 @@ mod tests {
         let why = Err("container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized".to_string());
         let mut low = host();
         low.memory_available_bytes = 10 << 20;
-        let c = conditions(&low, &why, &[], now);
+        let eviction = Eviction::parse(DEFAULT_EVICTION_HARD).unwrap();
+        let c = conditions(&low, &eviction, &why, &[], now);
         assert_eq!((c[0].type_.as_str(), c[0].status.as_str()), ("MemoryPressure", "True"));
         assert_eq!(c[3].reason.as_deref(), Some("KubeletNotReady"));
         assert!(
@@ -520,7 +587,15 @@ mod tests {
         );
         // The transition time stays while the status does.
         let later = Timestamp::from_second(1_700_000_100).unwrap();
-        let again = conditions(&low, &why, &c, later);
+        let again = conditions(&low, &eviction, &why, &c, later);
+        // Thresholds are configurable: 1% free is no pressure at `nodefs.available<1%`.
+        let mut full = host();
+        full.storage_available_bytes = full.storage_bytes / 20;
+        assert_eq!(conditions(&full, &eviction, &Ok(()), &[], now)[1].status, "True");
+        let lenient = Eviction::parse("nodefs.available<1%,memory.available<1Mi").unwrap();
+        assert_eq!(conditions(&full, &lenient, &Ok(()), &[], now)[1].status, "False");
+        assert_eq!(lenient.memory_available, Threshold::Bytes(1 << 20));
+        assert!(Eviction::parse("nodefs.available").is_err());
         assert_eq!(again[3].last_transition_time, Some(time(now)));
         assert_eq!(again[3].last_heartbeat_time, Some(time(later)));
     }

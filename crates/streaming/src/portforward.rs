@@ -1,0 +1,186 @@
+//! The port-forward protocol (`portforward.k8s.io`), over a SPDY session.
+//!
+//! For every local connection, kubectl opens two streams with the same `port` and `requestID` headers: first
+//! `streamType: error`, then `streamType: data`. The data stream carries the TCP bytes both ways; the server
+//! writes a message on the error stream if it cannot connect (kubectl prints it) and finishes both streams when
+//! the connection to the pod ends. The session lives as long as `kubectl port-forward` runs.
+//!
+//! The kubelet does not dial pods itself: containerd's CRI streaming server does that inside the pod's network
+//! namespace. [`relay`] forwards each pair of streams from the caller's session to the runtime's.
+
+use std::collections::HashMap;
+
+use crate::spdy::{self, Connection, Headers, Incoming, Stream};
+
+/// The sub-protocol name (SPDY `X-Stream-Protocol-Version`).
+pub const PROTOCOL: &str = "portforward.k8s.io";
+/// The header naming the stream's role: `data` or `error`.
+pub const STREAM_TYPE_HEADER: &str = "streamType";
+/// The header naming the pod port.
+pub const PORT_HEADER: &str = "port";
+/// The header pairing a data stream with its error stream.
+pub const REQUEST_ID_HEADER: &str = "requestID";
+
+#[derive(Default)]
+struct Pair {
+    error: Option<Stream>,
+    data: Option<Stream>,
+}
+
+/// Forwards every stream pair the caller opens on `front` to the runtime's session `back`, until the caller
+/// closes its session; then closes both.
+pub async fn relay(front: Connection, mut incoming: Incoming, back: Connection) {
+    let mut pending: HashMap<String, Pair> = HashMap::new();
+    let mut forwards = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            stream = incoming.accept() => stream,
+            () = back.closed() => None,
+        };
+        let Some(stream) = stream else { break };
+        let header = |name| spdy::header(&stream.headers, name).unwrap_or_default().to_string();
+        let (kind, port, request_id) = (
+            header(STREAM_TYPE_HEADER),
+            header(PORT_HEADER),
+            header(REQUEST_ID_HEADER),
+        );
+        let pair = pending.entry(request_id.clone()).or_default();
+        match kind.as_str() {
+            "error" => pair.error = Some(stream),
+            "data" => pair.data = Some(stream),
+            other => {
+                tracing::debug!(stream_type = other, "port-forward: ignoring a stream of unknown type");
+                let mut stream = stream;
+                stream.writer.reset().await;
+                continue;
+            }
+        }
+        if pair.error.is_some() && pair.data.is_some() {
+            let Pair {
+                error: Some(error),
+                data: Some(data),
+            } = pending.remove(&request_id).unwrap_or_default()
+            else {
+                continue;
+            };
+            forwards.spawn(forward(back.clone(), port, request_id, error, data));
+        }
+        // Reap finished forwards as we go.
+        while forwards.try_join_next().is_some() {}
+    }
+    forwards.shutdown().await;
+    back.close().await;
+    front.close().await;
+}
+
+fn headers(kind: &str, port: &str, request_id: &str) -> Headers {
+    vec![
+        (STREAM_TYPE_HEADER.to_string(), kind.to_string()),
+        (PORT_HEADER.to_string(), port.to_string()),
+        (REQUEST_ID_HEADER.to_string(), request_id.to_string()),
+    ]
+}
+
+async fn forward(back: Connection, port: String, request_id: String, mut error: Stream, mut data: Stream) {
+    let opened = async {
+        let back_error = back.open_stream(headers("error", &port, &request_id)).await?;
+        let back_data = back.open_stream(headers("data", &port, &request_id)).await?;
+        Ok::<_, spdy::SessionError>((back_error, back_data))
+    };
+    let (mut back_error, mut back_data) = match opened.await {
+        Ok(streams) => streams,
+        Err(e) => {
+            let message = format!("error forwarding port {port} to pod: {e}");
+            let _ = error.writer.write(message.as_bytes()).await;
+            let _ = error.writer.close().await;
+            let _ = data.writer.close().await;
+            return;
+        }
+    };
+    let errors = async {
+        while let Some(chunk) = back_error.reader.recv().await {
+            if error.writer.write(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = error.writer.close().await;
+        let _ = back_error.writer.close().await;
+    };
+    let to_pod = async {
+        while let Some(chunk) = data.reader.recv().await {
+            if back_data.writer.write(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = back_data.writer.close().await;
+    };
+    let from_pod = async {
+        while let Some(chunk) = back_data.reader.recv().await {
+            if data.writer.write(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = data.writer.close().await;
+    };
+    // The connection is over when the pod side finished; the caller's half-close alone does not end it.
+    tokio::join!(errors, async {
+        tokio::select! {
+            () = from_pod => {}
+            () = async { to_pod.await; std::future::pending::<()>().await } => {}
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spdy::Role;
+
+    /// kubectl ↔ relay ↔ a runtime that echoes the data stream in upper case.
+    #[tokio::test]
+    async fn relays_stream_pairs_with_their_headers() {
+        let (rt_a, rt_b) = tokio::io::duplex(4096);
+        let runtime = tokio::spawn(async move {
+            let (_conn, mut incoming) = Connection::new(rt_b, Role::Server);
+            let mut seen = Vec::new();
+            while let Some(mut stream) = incoming.accept().await {
+                let kind = spdy::header(&stream.headers, "streamtype").unwrap().to_string();
+                seen.push((
+                    kind.clone(),
+                    spdy::header(&stream.headers, "port").unwrap().to_string(),
+                    spdy::header(&stream.headers, "requestid").unwrap().to_string(),
+                ));
+                if kind == "data" {
+                    let got = stream.reader.read_to_end(1024).await;
+                    stream.writer.write(&got.to_ascii_uppercase()).await.unwrap();
+                    stream.writer.close().await.unwrap();
+                    break;
+                }
+            }
+            seen
+        });
+        let (back, _) = Connection::new(rt_a, Role::Client);
+
+        let (kubectl_io, kubelet_io) = tokio::io::duplex(4096);
+        let (front, incoming) = Connection::new(kubelet_io, Role::Server);
+        let relayed = tokio::spawn(relay(front, incoming, back));
+
+        let (kubectl, _) = Connection::new(kubectl_io, Role::Client);
+        let mut error = kubectl.open_stream(headers("error", "8080", "0")).await.unwrap();
+        let mut data = kubectl.open_stream(headers("data", "8080", "0")).await.unwrap();
+        data.writer.write(b"ping").await.unwrap();
+        data.writer.close().await.unwrap();
+        assert_eq!(data.reader.read_to_end(1024).await, b"PING");
+        error.writer.close().await.unwrap();
+        assert!(error.reader.read_to_end(1024).await.is_empty());
+        assert_eq!(
+            runtime.await.unwrap(),
+            [
+                ("error".to_string(), "8080".to_string(), "0".to_string()),
+                ("data".to_string(), "8080".to_string(), "0".to_string())
+            ]
+        );
+        kubectl.close().await;
+        relayed.await.unwrap();
+    }
+}
