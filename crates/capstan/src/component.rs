@@ -98,6 +98,7 @@ impl ControllerFlags {
             terminated_pod_gc_threshold: self.terminated_pod_gc_threshold,
             pod_gc_period: self.pod_gc_period,
             pod_gc_quarantine: self.pod_gc_quarantine,
+            root_ca: None,
         };
         options.validate().map_err(anyhow::Error::msg)?;
         Ok(options)
@@ -199,11 +200,12 @@ impl Component {
 
 impl ComponentArgs {
     pub fn run(self, component: Component) -> Result<()> {
-        let options = self.controllers.options()?;
+        let mut options = self.controllers.options()?;
         let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
         runtime.block_on(async {
             let text = std::fs::read_to_string(&self.kubeconfig)
                 .with_context(|| format!("reading {}", self.kubeconfig.display()))?;
+            options.root_ca = root_ca_of(&text);
             let client = crate::server::client(&text).await?;
             let shutdown = async {
                 if let Err(err) = crate::server::shutdown_signal().await {
@@ -214,4 +216,21 @@ impl ComponentArgs {
             Ok(())
         })
     }
+}
+
+/// The cluster CA a kubeconfig trusts (its first cluster's
+/// `certificate-authority-data`): what the controller manager publishes as
+/// `kube-root-ca.crt` when run on its own.
+fn root_ca_of(kubeconfig: &str) -> Option<String> {
+    use base64::Engine as _;
+    let config = kube::config::Kubeconfig::from_yaml(kubeconfig).ok()?;
+    let data = config
+        .clusters
+        .first()?
+        .cluster
+        .as_ref()?
+        .certificate_authority_data
+        .clone()?;
+    let pem = base64::engine::general_purpose::STANDARD.decode(data).ok()?;
+    String::from_utf8(pem).ok()
 }

@@ -10,6 +10,7 @@
 mod agent;
 mod component;
 mod killall;
+mod dns;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -24,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane and a node (unless --disable-agent) on this machine.
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Run a node (kubelet on containerd) joined to a server, or N hollow nodes (--simulate N).
     Agent(agent::AgentArgs),
     /// Run only the API server.
@@ -106,7 +107,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Server(args) => server::run(args),
+        Command::Server(args) => server::run(*args),
         Command::Kubeconfig(args) => args.run(),
         Command::Killall(args) => args.run(),
         Command::Agent(args) => args.run(),

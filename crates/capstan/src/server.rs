@@ -81,6 +81,9 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     controllers: crate::component::ControllerFlags,
+
+    #[command(flatten)]
+    dns: crate::dns::DnsArgs,
 }
 
 /// k3s's pod range, used when `--cluster-cidr` is not given.
@@ -155,6 +158,10 @@ async fn serve(args: ServerArgs) -> Result<()> {
         .compaction()
         .map(|policy| tokio::spawn(capstan_store::compaction::run(store.clone(), policy, stopped.clone())));
     let listening = Listening::bind(&args.serve_options()?, store.clone()).await?;
+    let controller_options = capstan_controller_manager::ControllerManagerOptions {
+        root_ca: Some(listening.ca_pem().to_string()),
+        ..controller_options
+    };
     let mut clients = Vec::new();
     for (component, disabled) in [
         (Component::ControllerManager, args.disable_controller_manager),
@@ -186,6 +193,10 @@ async fn serve(args: ServerArgs) -> Result<()> {
         }
         None => None,
     };
+    let dns_client = match args.dns.disable_dns {
+        true => None,
+        false => Some(client(&listening.kubeconfig_for("system:capstan-dns", &["system:masters"])?).await?),
+    };
     let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
     let mut node = node_client.map(|client| {
         let (node_args, data_dir, domain, tls, stop) = (
@@ -196,6 +207,11 @@ async fn serve(args: ServerArgs) -> Result<()> {
             stopping(&stopped),
         );
         tokio::spawn(async move { crate::agent::run_node(client, &node_args, &data_dir, &domain, tls, stop).await })
+    });
+    let dns = dns_client.map(|client| {
+        let (dns, stop) = (args.dns.clone(), stopping(&stopped));
+        let names = (args.node.cluster_dns, args.cluster_domain.clone());
+        tokio::spawn(async move { dns.run(client, names, stop).await })
     });
     let components: Vec<_> = clients
         .into_iter()
@@ -234,6 +250,13 @@ async fn serve(args: ServerArgs) -> Result<()> {
     }
     for component in components {
         let _ = component.await;
+    }
+    if let Some(dns) = dns {
+        match dns.await {
+            Ok(Err(err)) => tracing::error!("cluster DNS: {err:#}"),
+            Err(err) => tracing::error!(%err, "cluster DNS task"),
+            Ok(Ok(())) => {}
+        }
     }
     match tokio::time::timeout(Duration::from_secs(15), api).await {
         Ok(result) => result.context("API server task")??,

@@ -38,6 +38,68 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Watches the waiting reason of pod `name`'s first container with
+/// `kubectl get -w` (started before the pod exists, so no change is missed).
+struct ReasonWatch {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl ReasonWatch {
+    fn start(c: &Cluster, name: &str) -> ReasonWatch {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("kubectl")
+            .args([
+                "get",
+                "pods",
+                "-w",
+                "--field-selector",
+                &format!("metadata.name={name}"),
+                "-o",
+            ])
+            .arg("jsonpath={.status.containerStatuses[0].state.waiting.reason}{\"\\n\"}")
+            .env("KUBECONFIG", c.kubeconfig())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("kubectl get -w");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        // Let the watch be established first.
+        std::thread::sleep(Duration::from_millis(500));
+        ReasonWatch { child, lines }
+    }
+
+    /// The reasons seen, until `last` shows up (or the timeout).
+    fn until(mut self, last: &str, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut reasons: Vec<String> = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if !line.is_empty() && reasons.last() != Some(&line) => {
+                    let done = line == last;
+                    reasons.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        reasons
+    }
+}
+
 fn phase(pod: &Value) -> &str {
     pod["status"]["phase"].as_str().unwrap_or("")
 }
@@ -294,24 +356,28 @@ fn failures_show_upstream_reasons_while_other_pods_keep_running() {
     let c = Cluster::start_node();
     c.ok_in(&["apply", "-f", "-"], &pod_yaml("steady", &httpd_script("steady"), ""));
     wait_pod(&c, "steady", Duration::from_secs(60), running_and_ready);
-    let missing = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: missing\nspec:\n  containers:\n  - name: main\n    image: capstan-e2e/missing:1\n";
+    let watch = ReasonWatch::start(&c, "missing");
+    let missing = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: missing\nspec:\n  containers:\n  - name: main\n    image: 127.0.0.1:1/capstan-e2e/missing:1\n";
     c.ok_in(&["apply", "-f", "-"], missing);
     let never = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: nocmd\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    command: [\"/no/such/binary\"]\n"
     );
     c.ok_in(&["apply", "-f", "-"], &never);
-    let pod = wait_pod(&c, "missing", Duration::from_secs(60), |p| {
-        container(p, "main")["state"]["waiting"]["reason"] == "ErrImagePull"
-    });
+    // ErrImagePull may last less than a second: every change is watched.
+    let reasons = watch.until("ImagePullBackOff", Duration::from_secs(60));
+    let first = reasons.iter().position(|r| r == "ErrImagePull");
+    let then = reasons.iter().position(|r| r == "ImagePullBackOff");
+    assert!(
+        first.is_some() && first < then,
+        "ErrImagePull, then ImagePullBackOff: {reasons:?}"
+    );
+    let pod = c.get_json(&["get", "pod", "missing"]);
     assert_eq!(phase(&pod), "Pending");
-    let pod = wait_pod(&c, "missing", Duration::from_secs(60), |p| {
-        container(p, "main")["state"]["waiting"]["reason"] == "ImagePullBackOff"
-    });
     let message = container(&pod, "main")["state"]["waiting"]["message"]
         .as_str()
         .unwrap_or("")
         .to_string();
-    assert!(message.contains("capstan-e2e/missing:1"), "{message}");
+    assert!(message.contains("127.0.0.1:1/capstan-e2e/missing:1"), "{message}");
     let pod = wait_pod(&c, "nocmd", Duration::from_secs(60), |p| phase(p) == "Failed");
     let done = &container(&pod, "main")["state"]["terminated"];
     assert_eq!(done["reason"], "StartError", "{done}");
@@ -417,4 +483,170 @@ fn restarting_the_server_leaves_pods_running() {
     assert_eq!(main["containerID"], id.as_str());
     assert_eq!(main["restartCount"], 0);
     assert_eq!(after["status"]["podIP"], ip.as_str());
+}
+
+#[test]
+fn failing_liveness_probe_restarts_the_container() {
+    let c = Cluster::start_node();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sick\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    command: [\"sh\", \"-c\", \"touch /tmp/alive; sleep 3; rm /tmp/alive; exec sleep 3600\"]\n    livenessProbe:\n      exec: {{command: [\"test\", \"-f\", \"/tmp/alive\"]}}\n      periodSeconds: 1\n      failureThreshold: 2\n"
+    );
+    c.ok_in(&["apply", "-f", "-"], &yaml);
+    let first = wait_pod(&c, "sick", Duration::from_secs(60), running_and_ready);
+    let first_id = container(&first, "main")["containerID"].as_str().unwrap().to_string();
+    let pod = wait_pod(&c, "sick", Duration::from_secs(60), |p| {
+        let m = container(p, "main");
+        m["restartCount"].as_i64() >= Some(1) && m["state"]["running"].is_object()
+    });
+    let main = container(&pod, "main");
+    assert_ne!(main["containerID"], first_id.as_str(), "a new container");
+    let last = &main["lastState"]["terminated"];
+    assert_eq!(last["containerID"], first_id.as_str(), "{main}");
+    assert!(last["exitCode"].as_i64().unwrap() != 0, "{last}");
+}
+
+#[test]
+fn readiness_probe_gates_ready() {
+    let c = Cluster::start_node();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: warming\nspec:\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    command: [\"sh\", \"-c\", \"sleep 4; touch /tmp/ready; exec sleep 3600\"]\n    readinessProbe:\n      exec: {{command: [\"test\", \"-f\", \"/tmp/ready\"]}}\n      periodSeconds: 1\n"
+    );
+    c.ok_in(&["apply", "-f", "-"], &yaml);
+    let pod = wait_pod(&c, "warming", Duration::from_secs(60), |p| phase(p) == "Running");
+    let main = container(&pod, "main");
+    assert_eq!(
+        (main["ready"].as_bool(), main["started"].as_bool()),
+        (Some(false), Some(true)),
+        "{main}"
+    );
+    let ready = condition(&pod, "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "ContainersNotReady");
+    assert_eq!(ready["message"], "containers with unready status: [main]");
+    let pod = wait_pod(&c, "warming", Duration::from_secs(30), running_and_ready);
+    assert_eq!(container(&pod, "main")["ready"], true);
+    assert_eq!(container(&pod, "main")["restartCount"], 0);
+}
+
+#[test]
+fn configmap_secret_and_downward_api_reach_the_container() {
+    let c = Cluster::start_node();
+    c.ok(&["create", "configmap", "cfg", "--from-literal=greeting=hello-config"]);
+    c.ok(&["create", "secret", "generic", "sec", "--from-literal=password=s3cret"]);
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: reader
+  labels: {{tier: backend}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo env: $GREETING $PASSWORD $POD_NAME $MEMORY_MI $LITERAL > /dev/termination-log; cat /etc/cfg/greeting /etc/sec/password /etc/pod/name /etc/pod/labels >> /dev/termination-log"]
+    resources:
+      limits: {{memory: 64Mi}}
+    env:
+    - {{name: LITERAL, value: plain}}
+    - name: GREETING
+      valueFrom: {{configMapKeyRef: {{name: cfg, key: greeting}}}}
+    - name: PASSWORD
+      valueFrom: {{secretKeyRef: {{name: sec, key: password}}}}
+    - name: POD_NAME
+      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+    - name: MEMORY_MI
+      valueFrom: {{resourceFieldRef: {{resource: limits.memory, divisor: 1Mi}}}}
+    volumeMounts:
+    - {{name: cfg, mountPath: /etc/cfg}}
+    - {{name: sec, mountPath: /etc/sec}}
+    - {{name: pod, mountPath: /etc/pod}}
+  volumes:
+  - name: cfg
+    configMap: {{name: cfg}}
+  - name: sec
+    secret: {{secretName: sec}}
+  - name: pod
+    downwardAPI:
+      items:
+      - {{path: name, fieldRef: {{fieldPath: metadata.name}}}}
+      - {{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}
+"#
+    );
+    c.ok_in(&["apply", "-f", "-"], &yaml);
+    let pod = wait_pod(&c, "reader", Duration::from_secs(60), |p| {
+        matches!(phase(p), "Succeeded" | "Failed")
+    });
+    let done = &container(&pod, "main")["state"]["terminated"];
+    assert_eq!(phase(&pod), "Succeeded", "{done}");
+    let message = done["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with("env: hello-config s3cret reader 64 plain\n"),
+        "{message}"
+    );
+    assert!(
+        message.contains("hello-configs3cretreadertier=\"backend\""),
+        "{message}"
+    );
+    // A missing configMap key reference is a configuration error, shown as upstream.
+    let broken = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: broken\nspec:\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    command: [\"sleep\", \"3600\"]\n    env:\n    - name: X\n      valueFrom: {{configMapKeyRef: {{name: nope, key: k}}}}\n"
+    );
+    c.ok_in(&["apply", "-f", "-"], &broken);
+    let pod = wait_pod(&c, "broken", Duration::from_secs(60), |p| {
+        container(p, "main")["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    });
+    let message = container(&pod, "main")["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(message, "configmap \"nope\" not found");
+}
+
+#[test]
+fn init_containers_run_in_order_before_the_app() {
+    let c = Cluster::start_node();
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: staged
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: first
+    image: {BUSYBOX}
+    command: ["sh", "-c", "sleep 1; echo one > /work/log"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  - name: second
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo two >> /work/log"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    command: ["sh", "-c", "cat /work/log > /dev/termination-log"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  volumes:
+  - name: work
+    emptyDir: {{}}
+"#
+    );
+    c.ok_in(&["apply", "-f", "-"], &yaml);
+    let pod = wait_pod(&c, "staged", Duration::from_secs(60), |p| {
+        matches!(phase(p), "Succeeded" | "Failed")
+    });
+    assert_eq!(phase(&pod), "Succeeded", "{}", pod["status"]);
+    let message = container(&pod, "main")["state"]["terminated"]["message"]
+        .as_str()
+        .unwrap_or("");
+    assert_eq!(message, "one\ntwo\n");
+    let inits = pod["status"]["initContainerStatuses"]
+        .as_array()
+        .expect("init statuses");
+    assert_eq!(inits.len(), 2);
+    for init in inits {
+        assert_eq!(init["state"]["terminated"]["reason"], "Completed", "{init}");
+    }
+    assert_eq!(condition(&pod, "Initialized")["status"], "True");
 }

@@ -1,7 +1,8 @@
 //! Service ClusterIPs and NodePorts as the API server hands them out: from
 //! the configured ranges, with upstream's errors for taken or out-of-range
 //! values, never twice (also under concurrent creates and across a
-//! restart), and given back when a Service goes or changes type.
+//! restart), and given back when a Service goes or changes type — plus
+//! what a pod needs to reach the API: its token volume and the root CA.
 
 mod common;
 
@@ -224,4 +225,73 @@ async fn concurrent_creates_never_share_and_allocations_survive_a_restart() {
     c.ok(&["create", "service", "clusterip", "late", "--tcp=80"]);
     let late = cluster_ip(&c, "late");
     assert!(!ips.contains(&late) && late != "10.43.0.1", "{late}");
+}
+
+/// What pods need to reach the API from inside: every namespace gets the
+/// cluster CA as `kube-root-ca.crt`, and a new pod gets the token volume
+/// mounted where client libraries look (unless it opts out).
+#[test]
+fn pods_get_the_service_account_token_volume_and_the_root_ca() {
+    let c = Cluster::start();
+    c.ok(&["create", "namespace", "team"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let ca = loop {
+        let out = c.kubectl(&[
+            "get",
+            "configmap",
+            "-n",
+            "team",
+            "kube-root-ca.crt",
+            "-o",
+            "jsonpath={.data.ca\\.crt}",
+        ]);
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let admin_ca = std::fs::read_to_string(c.data_dir().join("server/tls/ca.crt")).unwrap_or_default();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    assert_eq!(ca.trim(), admin_ca.trim());
+
+    c.ok(&["run", "app", "-n", "team", "--image=busybox", "--restart=Never"]);
+    let pod = c.get_json(&["get", "pod", "-n", "team", "app"]);
+    assert_eq!(pod["spec"]["serviceAccountName"], "default");
+    let volume = &pod["spec"]["volumes"][0];
+    assert!(
+        volume["name"].as_str().unwrap().starts_with("kube-api-access-"),
+        "{volume}"
+    );
+    let sources = &volume["projected"]["sources"];
+    assert_eq!(sources[0]["serviceAccountToken"]["path"], "token");
+    assert_eq!(sources[1]["configMap"]["name"], "kube-root-ca.crt");
+    assert_eq!(
+        sources[2]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    let mount = &pod["spec"]["containers"][0]["volumeMounts"][0];
+    assert_eq!(mount["mountPath"], "/var/run/secrets/kubernetes.io/serviceaccount");
+    assert_eq!(mount["readOnly"], true);
+
+    c.ok(&[
+        "run",
+        "quiet",
+        "-n",
+        "team",
+        "--image=busybox",
+        "--restart=Never",
+        "--overrides",
+        r#"{"spec":{"automountServiceAccountToken":false}}"#,
+    ]);
+    let quiet = c.get_json(&["get", "pod", "-n", "team", "quiet"]);
+    assert!(quiet["spec"].get("volumes").is_none(), "{quiet}");
+
+    // stringData is stored as data.
+    c.ok_in(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: hunter2}\n",
+    );
+    let secret = c.get_json(&["get", "secret", "s"]);
+    assert_eq!(secret["data"]["password"], "aHVudGVyMg==");
+    assert!(secret.get("stringData").is_none());
 }

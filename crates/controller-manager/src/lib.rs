@@ -21,6 +21,7 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod replication;
+pub mod rootcacertpublisher;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod ttlafterfinished;
@@ -66,6 +67,9 @@ pub struct ControllerManagerOptions {
     /// How long pod GC waits before deleting the pods of a missing node
     /// (upstream's fixed `quarantineTime`).
     pub pod_gc_quarantine: Duration,
+    /// `--root-ca-file`, as PEM: published to every namespace as the
+    /// `kube-root-ca.crt` ConfigMap; `None` publishes nothing.
+    pub root_ca: Option<String>,
 }
 
 impl Default for ControllerManagerOptions {
@@ -83,6 +87,7 @@ impl Default for ControllerManagerOptions {
             terminated_pod_gc_threshold: 12500,
             pod_gc_period: Duration::from_secs(20),
             pod_gc_quarantine: Duration::from_secs(40),
+            root_ca: None,
         }
     }
 }
@@ -125,6 +130,9 @@ pub async fn run(
     controllers.spawn(endpointslice::run(client.clone()));
     controllers.spawn(nodelifecycle::run(client.clone(), options.clone()));
     controllers.spawn(nodeipam::run(client.clone(), options.clone()));
+    if let Some(root_ca) = options.root_ca.clone() {
+        controllers.spawn(rootcacertpublisher::run(client.clone(), root_ca));
+    }
     controllers.spawn(podgc::run(client.clone(), options));
     tokio::select! {
         _ = controllers.join_all() => tracing::warn!("controllers stopped"),

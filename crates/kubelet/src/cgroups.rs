@@ -12,12 +12,9 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::quantity;
-
 const MOUNT: &str = "/sys/fs/cgroup";
-/// Upstream's `MinShares` and the CFS period it uses.
-const MIN_SHARES: i64 = 2;
-const CFS_PERIOD_US: i64 = 100_000;
+/// The CFS period upstream uses.
+const CFS_PERIOD_US: i64 = crate::resources::QUOTA_PERIOD;
 
 /// The pod cgroups under one root (`--cgroup-root`).
 #[derive(Debug, Clone)]
@@ -34,57 +31,13 @@ pub struct PodLimits {
 }
 
 impl PodLimits {
-    /// The sums over the pod's app containers (init containers run alone,
-    /// so the largest of them counts where it is larger).
+    /// The pod's totals (upstream's `ResourceConfigForPod`, see [`crate::resources`]).
     pub fn of(pod: &Pod) -> PodLimits {
-        let Some(spec) = &pod.spec else {
-            return PodLimits::default();
-        };
-        let get = |c: &k8s_openapi::api::core::v1::Container, kind: &str, name: &str| {
-            let resources = c.resources.as_ref()?;
-            let map = if kind == "limits" {
-                resources.limits.as_ref()
-            } else {
-                resources.requests.as_ref().or(resources.limits.as_ref())
-            }?;
-            map.get(name).map(|q| q.0.clone())
-        };
-        let sum = |kind: &str, name: &str, milli: bool| -> Option<i64> {
-            let mut total = 0i64;
-            for c in &spec.containers {
-                let text = get(c, kind, name)?;
-                total += if milli {
-                    quantity::milli_value(&text)?
-                } else {
-                    quantity::value(&text)?
-                };
-            }
-            let init_max = spec
-                .init_containers
-                .iter()
-                .flatten()
-                .filter_map(|c| get(c, kind, name))
-                .filter_map(|t| {
-                    if milli {
-                        quantity::milli_value(&t)
-                    } else {
-                        quantity::value(&t)
-                    }
-                })
-                .max()
-                .unwrap_or(0);
-            Some(total.max(init_max))
-        };
-        let requests_milli: i64 = spec
-            .containers
-            .iter()
-            .filter_map(|c| get(c, "requests", "cpu"))
-            .filter_map(|t| quantity::milli_value(&t))
-            .sum();
+        let totals = crate::resources::pod_resources(pod);
         PodLimits {
-            memory_bytes: sum("limits", "memory", false),
-            cpu_shares: Some((requests_milli * 1024 / 1000).max(MIN_SHARES)),
-            cpu_quota_us: sum("limits", "cpu", true).map(|m| (m * CFS_PERIOD_US / 1000).max(1000)),
+            memory_bytes: totals.memory_limit,
+            cpu_shares: Some(totals.cpu_shares),
+            cpu_quota_us: totals.cpu_quota,
         }
     }
 }
@@ -172,14 +125,14 @@ mod tests {
     #[test]
     fn pod_limits_sum_the_containers() {
         let pod: Pod = serde_json::from_value(json!({"spec": {"containers": [
-            {"name": "a", "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}}},
+            {"name": "a", "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}, "requests": {"cpu": "500m"}}},
             {"name": "b", "resources": {"limits": {"memory": "32Mi", "cpu": "1"}, "requests": {"cpu": "250m"}}}
         ]}}))
         .unwrap();
         let limits = PodLimits::of(&pod);
         assert_eq!(limits.memory_bytes, Some(96 * 1024 * 1024));
         assert_eq!(limits.cpu_quota_us, Some(150_000));
-        assert_eq!(limits.cpu_shares, Some(768)); // 500m + 250m
+        assert_eq!(limits.cpu_shares, Some(768)); // 500m + 250m requested
         let unlimited: Pod = serde_json::from_value(
             json!({"spec": {"containers": [{"name": "a"}, {"name": "b", "resources": {"limits": {"memory": "1Gi"}}}]}}),
         )

@@ -34,6 +34,9 @@ const FALLBACK_LOG_LINES: usize = 80;
 pub struct Inputs {
     pub image_ref: String,
     pub restart_count: u32,
+    /// `command` and `args` with `$(VAR)` references expanded.
+    pub command: Vec<String>,
+    pub args: Vec<String>,
     pub envs: Vec<KeyValue>,
     pub mounts: Vec<Mount>,
     pub linux: k8s_cri::v1::LinuxContainerConfig,
@@ -85,8 +88,8 @@ pub fn config(pod: &Pod, container: &Container, inputs: Inputs) -> ContainerConf
             user_specified_image: container.image.clone().unwrap_or_default(),
             ..ImageSpec::default()
         }),
-        command: container.command.clone().unwrap_or_default(),
-        args: container.args.clone().unwrap_or_default(),
+        command: inputs.command,
+        args: inputs.args,
         working_dir: container.working_dir.clone().unwrap_or_default(),
         envs: inputs.envs,
         mounts: inputs.mounts,
@@ -259,6 +262,8 @@ mod tests {
             Inputs {
                 image_ref: "sha256:abc".into(),
                 restart_count: 3,
+                command: container.command.clone().unwrap(),
+                args: container.args.clone().unwrap(),
                 envs: vec![],
                 mounts: vec![],
                 linux: Default::default(),

@@ -32,6 +32,7 @@ use tokio::sync::Notify;
 use crate::cgroups::PodCgroups;
 use crate::cri::Cri;
 use crate::dns::{ClusterDns, HostResolv};
+use crate::fieldpath::NodeFacts;
 use crate::images::ImageManager;
 use crate::network::Network;
 use crate::node::{self, NodeConfig};
@@ -83,6 +84,10 @@ pub struct Context {
     pub host_resolv: HostResolv,
     /// Pull policy, credentials and pull back-off for every pod's images.
     pub images: ImageManager,
+    /// Host IPs and allocatable, for the downward API.
+    pub node_facts: NodeFacts,
+    /// The node's memory, the limit of containers that set none.
+    pub memory_capacity: i64,
 }
 
 impl Context {
@@ -129,7 +134,18 @@ impl Kubelet {
             () = &mut shutdown => return Ok(()),
         };
         tracing::info!(node = %config.name, ip = %node_ip, runtime = %config.runtime_version, "node registered");
+        let host = node::Host::read(&options.root_dir);
+        let allocatable = registered
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.clone())
+            .unwrap_or_default();
         let ctx = Arc::new(Context {
+            node_facts: NodeFacts {
+                host_ips: vec![node_ip.to_string()],
+                allocatable,
+            },
+            memory_capacity: i64::try_from(host.memory_bytes).unwrap_or(i64::MAX),
             client: client.clone(),
             cri: cri.clone(),
             node_ip,
@@ -301,10 +317,10 @@ async fn remove_orphans(ctx: &Context, pods: &HashSet<String>) {
         }
     }
     for uid in ctx.cgroups.pods() {
-        if !pods.contains(&uid) {
-            if let Err(err) = ctx.cgroups.remove(&uid) {
-                tracing::warn!(pod = %uid, %err, "removing an orphaned pod cgroup");
-            }
+        if !pods.contains(&uid)
+            && let Err(err) = ctx.cgroups.remove(&uid)
+        {
+            tracing::warn!(pod = %uid, %err, "removing an orphaned pod cgroup");
         }
     }
     if let Ok(dirs) = std::fs::read_dir(ctx.options.root_dir.join("pods")) {

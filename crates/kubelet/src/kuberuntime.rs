@@ -11,11 +11,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_cri::v1::{
-    ContainerFilter, ContainerStatusRequest, CreateContainerRequest, KeyValue, LinuxContainerConfig,
-    LinuxContainerResources, ListContainersRequest, ListPodSandboxRequest, Mount, PodSandboxConfig, PodSandboxFilter,
+    ContainerFilter, ContainerStatusRequest, CreateContainerRequest, ImageSpec, ImageStatusRequest,
+    LinuxContainerConfig, ListContainersRequest, ListPodSandboxRequest, Mount, PodSandboxConfig, PodSandboxFilter,
     PodSandboxStatusRequest, RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
     StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
 };
@@ -24,15 +24,17 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
 use serde_json::json;
+use tokio::sync::Notify;
 
 use crate::backoff::BackOff;
 use crate::cgroups::PodLimits;
 use crate::container::{self, RuntimeContainer, State};
 use crate::kubelet::Context;
 use crate::podstatus::go_duration;
+use crate::probe::{ContainerProbes, ProbeTarget};
 use crate::sandbox::{self, POD_UID, Sandbox};
-use crate::status::{self, Observed, Waiting};
-use crate::{dns, quantity};
+use crate::status::{self, Observed, Probed, Waiting};
+use crate::{dns, envvars, lifecycle, resources, securitycontext, volume};
 
 /// How often a pod is synced when nothing happens.
 const RESYNC: Duration = Duration::from_secs(10);
@@ -40,6 +42,11 @@ const RESYNC: Duration = Duration::from_secs(10);
 const RETRY: Duration = Duration::from_secs(2);
 /// Upstream's `minimumGracePeriodInSeconds` for stopping a container.
 const MIN_GRACE_SECONDS: i64 = 2;
+/// How often volumes are set up again (configMap and secret updates reach
+/// running containers within this; upstream's sync period is about a minute).
+const VOLUME_RESYNC: Duration = Duration::from_secs(30);
+/// The waiting reason of a container whose configuration cannot be made.
+const CREATE_CONFIG_ERROR: &str = "CreateContainerConfigError";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -81,10 +88,17 @@ pub struct PodRuntime {
     written: Option<PodStatus>,
     /// The pod reached Succeeded or Failed: nothing is started again.
     done: bool,
+    /// The pod's volumes, set up before its sandbox and refreshed now and then.
+    volumes: Option<volume::Volumes>,
+    volumes_at: Option<Instant>,
+    /// Probe workers by container ID.
+    probes: HashMap<String, ContainerProbes>,
+    /// Wakes the pod's worker (probe results changed).
+    wake: Arc<Notify>,
 }
 
 impl PodRuntime {
-    pub fn new(ctx: Arc<Context>, uid: String) -> PodRuntime {
+    pub fn new(ctx: Arc<Context>, uid: String, wake: Arc<Notify>) -> PodRuntime {
         PodRuntime {
             ctx,
             uid,
@@ -94,6 +108,10 @@ impl PodRuntime {
             exited: HashMap::new(),
             written: None,
             done: false,
+            volumes: None,
+            volumes_at: None,
+            probes: HashMap::new(),
+            wake,
         }
     }
 
@@ -118,6 +136,14 @@ impl PodRuntime {
         if self.done {
             self.stop_sandboxes(&view).await;
         } else {
+            if let Err(err) = self.prepare_volumes(pod).await {
+                tracing::warn!(pod = %pod_key(pod), %err, "FailedMount");
+                self.report(pod, &view, false).await?;
+                return Ok(RETRY);
+            }
+            if self.sync_probes(pod, &view).await {
+                view = self.observe().await?;
+            }
             let ready = view.sandboxes.first().filter(|s| s.ready).cloned();
             let sandbox = match ready {
                 Some(sandbox) => sandbox,
@@ -172,7 +198,7 @@ impl PodRuntime {
             .into_inner()
             .items;
         let mut sandboxes: Vec<Sandbox> = sandboxes.iter().map(Sandbox::from_cri).collect();
-        sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sandboxes.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         let listed = runtime
             .list_containers(ListContainersRequest {
                 filter: Some(ContainerFilter {
@@ -205,7 +231,7 @@ impl PodRuntime {
             }
             containers.push(container);
         }
-        containers.sort_by(|a, b| (b.restart_count, b.created_at).cmp(&(a.restart_count, a.created_at)));
+        containers.sort_by_key(|c| std::cmp::Reverse((c.restart_count, c.created_at)));
         self.exited.retain(|id, _| containers.iter().any(|c| &c.id == id));
         Ok(View { sandboxes, containers })
     }
@@ -327,7 +353,7 @@ impl PodRuntime {
                 None => (self.start(pod, c, sandbox, config, 0).await, None),
                 Some(run) if run.state == State::Running => (false, None),
                 Some(run) if run.state == State::Exited => {
-                    let restart = policy == "Always" || (policy == "OnFailure" && run.exit_code != 0);
+                    let restart = status::restarts(&policy, run.exit_code);
                     if restart {
                         let run = run.clone();
                         self.restart(pod, c, &run, sandbox, config).await
@@ -428,18 +454,41 @@ impl PodRuntime {
             .ensure_image(&self.ctx.cri, &self.ctx.client, pod, container)
             .await)
             .map_err(|e| (false, waiting(e.reason.as_str(), e.message)))?;
+        let config_error = |message: String| (false, waiting(CREATE_CONFIG_ERROR, message));
+        let image_user = self.image_user(&image_ref).await;
+        let pod_ips = self.sandbox_ips(&sandbox.id).await;
+        let env = envvars::resolve(&self.ctx.client, pod, container, &pod_ips, &self.ctx.node_facts)
+            .await
+            .map_err(|e| config_error(e.to_string()))?
+            .env;
+        let security = securitycontext::linux_container_security_context(pod, container, &image_user)
+            .map_err(|e| config_error(e.to_string()))?;
         let pod_dir = self.ctx.pod_dir(&self.uid);
-        let mounts = self
-            .mounts(pod, container, &pod_dir, restart_count)
-            .map_err(|e| (false, waiting("CreateContainerConfigError", e.to_string())))?;
+        let mut mounts = match &self.volumes {
+            Some(volumes) => volumes
+                .mounts_for(container, &env)
+                .map_err(|e| config_error(e.to_string()))?,
+            None => Vec::new(),
+        };
+        mounts.extend(
+            self.managed_mounts(container, &pod_dir, restart_count)
+                .map_err(|e| config_error(e.to_string()))?,
+        );
+        let (command, args) = envvars::expand_command(container, &env);
         let inputs = container::Inputs {
             image_ref,
             restart_count,
-            envs: envs(container),
+            command,
+            args,
+            envs: env,
             mounts,
             linux: LinuxContainerConfig {
-                resources: Some(resources(container)),
-                security_context: None,
+                resources: Some(resources::linux_container_resources(
+                    pod,
+                    container,
+                    self.ctx.memory_capacity,
+                )),
+                security_context: Some(security),
             },
         };
         let config_for = container::config(pod, container, inputs);
@@ -461,17 +510,161 @@ impl PodRuntime {
             .await
             .map_err(|s| (true, waiting("RunContainerError", s.message().to_string())))?;
         tracing::info!(pod = %pod_key(pod), container = %container.name, id = %id, restart_count, "container started");
+        let target = self.probe_target(&pod_ips, &id);
+        if let Err(err) = lifecycle::post_start(pod, container, &target).await {
+            tracing::warn!(pod = %pod_key(pod), container = %container.name, %err, "FailedPostStartHook");
+            self.stop_container(&id, pod_grace(pod)).await;
+            return Err((true, waiting("PostStartHookError", err.message)));
+        }
         Ok(())
     }
 
+    /// The user the image runs as (for `runAsNonRoot` and named users).
+    async fn image_user(&self, image_ref: &str) -> securitycontext::ImageUser {
+        let request = ImageStatusRequest {
+            image: Some(ImageSpec {
+                image: image_ref.to_string(),
+                ..ImageSpec::default()
+            }),
+            verbose: false,
+        };
+        let status = self.ctx.cri.images.clone().image_status(request).await;
+        status
+            .ok()
+            .and_then(|s| s.into_inner().image)
+            .map(|image| securitycontext::ImageUser::from_cri(&image))
+            .unwrap_or_default()
+    }
+
+    fn probe_target(&self, pod_ips: &[String], container_id: &str) -> ProbeTarget {
+        ProbeTarget {
+            pod_ip: pod_ips.first().cloned().unwrap_or_default(),
+            container_id: container_id.to_string(),
+            cri: Some(self.ctx.cri.clone()),
+        }
+    }
+
+    /// Sets up (or refreshes, propagating configMap and secret updates) the
+    /// pod's volumes; an error is the pod's `FailedMount`.
+    async fn prepare_volumes(&mut self, pod: &Pod) -> Result<(), volume::VolumeError> {
+        let fresh = self
+            .volumes_at
+            .is_some_and(|at| at.elapsed() < VOLUME_RESYNC && self.volumes.is_some());
+        if fresh {
+            return Ok(());
+        }
+        let pod_dir = self.ctx.pod_dir(&self.uid);
+        let volumes = volume::prepare(&self.ctx.client, pod, &pod_dir, &self.ctx.node_facts).await?;
+        self.volumes = Some(volumes);
+        self.volumes_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Starts probe workers for running containers that have probes, stops
+    /// those of containers that no longer run; kills containers whose
+    /// liveness or startup probe failed. Returns whether it killed any.
+    async fn sync_probes(&mut self, pod: &Pod, view: &View) -> bool {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let running: Vec<&RuntimeContainer> = view.containers.iter().filter(|c| c.state == State::Running).collect();
+        self.probes.retain(|id, _| running.iter().any(|c| &c.id == id));
+        let pod_ips = match view.sandboxes.first().filter(|s| s.ready) {
+            Some(s) => self.sandbox_ips(&s.id.clone()).await,
+            None => Vec::new(),
+        };
+        let mut killed = false;
+        for run in running {
+            let Some(container) = spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .find(|c| c.name == run.name)
+            else {
+                continue;
+            };
+            let has_probes = container.liveness_probe.is_some()
+                || container.readiness_probe.is_some()
+                || container.startup_probe.is_some();
+            if !has_probes {
+                continue;
+            }
+            if !self.probes.contains_key(&run.id) {
+                let running_for = run
+                    .started_at
+                    .map(|t| Timestamp::now().duration_since(t).unsigned_abs())
+                    .unwrap_or_default();
+                let started_at = Instant::now().checked_sub(running_for).unwrap_or_else(Instant::now);
+                let probes = ContainerProbes::start(pod, container, self.probe_target(&pod_ips, &run.id), started_at);
+                let (mut state, wake) = (probes.state.clone(), self.wake.clone());
+                tokio::spawn(async move {
+                    while state.changed().await.is_ok() {
+                        wake.notify_one();
+                    }
+                });
+                self.probes.insert(run.id.clone(), probes);
+            }
+            let failed = self.probes[&run.id].state.borrow().failed.clone();
+            if let Some(failure) = failed {
+                let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+                let will_restart = policy != "Never";
+                tracing::info!(pod = %pod_key(pod), container = %run.name, reason = failure.reason(), "{}", failure.kill_message(will_restart));
+                let grace = failure.grace_period_seconds.unwrap_or_else(|| pod_grace(pod));
+                self.stop_container(&run.id, grace).await;
+                self.probes.remove(&run.id);
+                killed = true;
+            }
+        }
+        killed
+    }
+
+    /// Probe verdicts for the status.
+    fn probe_verdicts(&self) -> HashMap<String, Probed> {
+        self.probes
+            .iter()
+            .map(|(id, p)| {
+                let state = p.state.borrow();
+                (
+                    id.clone(),
+                    Probed {
+                        ready: state.ready,
+                        started: state.started,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// preStop, then StopContainer with what is left of the grace period.
+    async fn kill_container(&self, pod: &Pod, run: &RuntimeContainer, grace: i64, pod_ips: &[String]) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let container = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == run.name);
+        let grace = match container {
+            Some(container) => {
+                let target = self.probe_target(pod_ips, &run.id);
+                lifecycle::pre_stop(pod, container, &target, grace)
+                    .await
+                    .remaining_grace_seconds
+            }
+            None => grace,
+        };
+        self.stop_container(&run.id, grace).await;
+    }
+
+    async fn stop_container(&self, id: &str, grace: i64) {
+        let request = StopContainerRequest {
+            container_id: id.to_string(),
+            timeout: grace.max(MIN_GRACE_SECONDS),
+        };
+        if let Err(err) = self.ctx.cri.runtime.clone().stop_container(request).await {
+            tracing::warn!(container = %id, %err, "stopping a container");
+        }
+    }
+
     /// The managed /etc/hosts and the termination-message file.
-    fn mounts(
-        &self,
-        _pod: &Pod,
-        container: &Container,
-        pod_dir: &Path,
-        restart_count: u32,
-    ) -> std::io::Result<Vec<Mount>> {
+    fn managed_mounts(&self, container: &Container, pod_dir: &Path, restart_count: u32) -> std::io::Result<Vec<Mount>> {
         let mut mounts = Vec::new();
         let own_hosts = container
             .volume_mounts
@@ -523,7 +716,7 @@ impl PodRuntime {
             sandbox_ready: sandbox.is_some_and(|s| s.ready),
             containers: view.containers.clone(),
             waiting: self.waiting.clone(),
-            probes: HashMap::new(),
+            probes: self.probe_verdicts(),
             runtime_name: self.ctx.runtime_name.clone(),
             start_time: None,
             terminating,
@@ -558,22 +751,17 @@ impl PodRuntime {
         }
     }
 
-    /// Stops the running containers at once, each with `grace` seconds
-    /// between SIGTERM and SIGKILL.
-    async fn kill_containers(&self, pod: &Pod, view: &View, grace: i64) {
+    /// Stops the running containers at once, each after its preStop hook
+    /// and with what is left of `grace` seconds between SIGTERM and SIGKILL.
+    async fn kill_containers(&mut self, pod: &Pod, view: &View, grace: i64) {
+        self.probes.clear();
+        let pod_ips = match view.sandboxes.first().filter(|s| s.ready) {
+            Some(s) => self.sandbox_ips(&s.id.clone()).await,
+            None => Vec::new(),
+        };
         let running = view.containers.iter().filter(|c| c.state == State::Running);
-        let stops = running.map(|c| {
-            let mut runtime = self.ctx.cri.runtime.clone();
-            let request = StopContainerRequest {
-                container_id: c.id.clone(),
-                timeout: grace.max(MIN_GRACE_SECONDS),
-            };
-            async move {
-                if let Err(err) = runtime.stop_container(request).await {
-                    tracing::warn!(pod = %pod_key(pod), container = %c.name, %err, "stopping a container");
-                }
-            }
-        });
+        let this = &*self;
+        let stops = running.map(|c| this.kill_container(pod, c, grace, &pod_ips));
         futures::future::join_all(stops).await;
     }
 
@@ -615,7 +803,11 @@ impl PodRuntime {
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
-        remove_pod_dir(&self.ctx.pod_dir(&self.uid));
+        let pod_dir = self.ctx.pod_dir(&self.uid);
+        if let Err(err) = volume::cleanup(&pod_dir) {
+            tracing::warn!(pod = %pod_key(pod), %err, "unmounting the pod's volumes");
+        }
+        remove_pod_dir(&pod_dir);
         let _ = std::fs::remove_dir_all(sandbox::log_directory(&self.ctx.options.root_dir, pod));
     }
 
@@ -659,42 +851,10 @@ pub fn pod_key(pod: &Pod) -> String {
     )
 }
 
-/// The container's literal environment.
-fn envs(container: &Container) -> Vec<KeyValue> {
-    container
-        .env
-        .iter()
-        .flatten()
-        .filter_map(|e| {
-            Some(KeyValue {
-                key: e.name.clone(),
-                value: e.value.clone()?,
-            })
-        })
-        .collect()
-}
-
-/// The container's CPU and memory limits for the runtime.
-fn resources(container: &Container) -> LinuxContainerResources {
-    let resources = container.resources.clone().unwrap_or_default();
-    let limit = |name: &str| resources.limits.as_ref().and_then(|l| l.get(name)).map(|q| q.0.clone());
-    let request = |name: &str| {
-        resources
-            .requests
-            .as_ref()
-            .and_then(|l| l.get(name))
-            .map(|q| q.0.clone())
-    };
-    let cpu_request = request("cpu")
-        .or_else(|| limit("cpu"))
-        .and_then(|t| quantity::milli_value(&t));
-    let cpu_limit = limit("cpu").and_then(|t| quantity::milli_value(&t));
-    let memory = limit("memory").and_then(|t| quantity::value(&t));
-    LinuxContainerResources {
-        cpu_shares: cpu_request.map_or(2, |m| (m * 1024 / 1000).max(2)),
-        cpu_period: cpu_limit.map_or(0, |_| 100_000),
-        cpu_quota: cpu_limit.map_or(0, |m| (m * 100).max(1000)),
-        memory_limit_in_bytes: memory.unwrap_or(0),
-        ..LinuxContainerResources::default()
-    }
+/// The pod's `terminationGracePeriodSeconds` (default 30).
+fn pod_grace(pod: &Pod) -> i64 {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(30)
 }

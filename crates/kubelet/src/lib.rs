@@ -63,7 +63,6 @@ pub mod podips;
 pub mod podstatus;
 pub mod podsync;
 pub mod probe;
-mod quantity;
 pub mod resources;
 pub mod sandbox;
 pub mod securitycontext;

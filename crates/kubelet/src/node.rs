@@ -132,7 +132,7 @@ fn filesystem(dir: &Path) -> (u64, u64) {
 
 /// A byte count as a binary-SI quantity: `Ki` when it divides evenly, as upstream prints it.
 fn bytes(n: u64) -> Quantity {
-    Quantity(if n % 1024 == 0 && n > 0 {
+    Quantity(if n.is_multiple_of(1024) && n > 0 {
         format!("{}Ki", n / 1024)
     } else {
         n.to_string()

@@ -48,7 +48,7 @@ impl PodWorkers {
         }
         let (tx, rx) = watch::channel(Some(pod));
         let wake = Arc::new(Notify::new());
-        let runtime = PodRuntime::new(self.ctx.clone(), uid.clone());
+        let runtime = PodRuntime::new(self.ctx.clone(), uid.clone(), wake.clone());
         let task = tokio::spawn(work(runtime, rx, wake.clone()));
         self.workers.insert(uid, Worker { pod: tx, wake, task });
     }

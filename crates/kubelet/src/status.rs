@@ -58,16 +58,20 @@ pub fn build(pod: &Pod, observed: &Observed, now: Timestamp) -> PodStatus {
     let mut status = pod.status.clone().unwrap_or_default();
     let init_containers = spec.init_containers.clone().unwrap_or_default();
     let has_init = !init_containers.is_empty();
+    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
     let init_statuses: Vec<ContainerStatus> = init_containers
         .iter()
-        .map(|c| container_status(c, observed, has_init))
+        .map(|c| {
+            // Init containers are only restarted when they fail.
+            let init_policy = if policy == "Never" { "Never" } else { "OnFailure" };
+            container_status(c, observed, has_init, init_policy)
+        })
         .collect();
     let statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
-        .map(|c| container_status(c, observed, has_init))
+        .map(|c| container_status(c, observed, has_init, policy))
         .collect();
-    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
     let phase = phase(&init_containers, &init_statuses, &statuses, policy);
     let gates: Vec<String> = spec
         .readiness_gates
@@ -120,7 +124,12 @@ fn init_done(container: &Container, status: &ContainerStatus) -> bool {
         .is_some_and(|t| t.exit_code == 0)
 }
 
-fn container_status(container: &Container, observed: &Observed, has_init: bool) -> ContainerStatus {
+/// Upstream's `ShouldContainerBeRestarted` for an exited container.
+pub fn restarts(policy: &str, exit_code: i32) -> bool {
+    policy == "Always" || (policy == "OnFailure" && exit_code != 0)
+}
+
+fn container_status(container: &Container, observed: &Observed, has_init: bool, policy: &str) -> ContainerStatus {
     let mut runs = observed.containers.iter().filter(|c| c.name == container.name);
     let latest = runs.next();
     let previous = runs.next();
@@ -165,8 +174,15 @@ fn container_status(container: &Container, observed: &Observed, has_init: bool) 
         }
     }
     if let Some(why) = observed.waiting.get(&container.name) {
-        let exited = latest.is_none_or(|r| r.state != State::Running);
-        if exited {
+        // Only a container that will be (re)started waits; one that exited
+        // for good stays terminated.
+        let waits = match latest.map(|r| (r.state, r.exit_code)) {
+            None => true,
+            Some((State::Exited, code)) => restarts(policy, code),
+            Some((State::Running, _)) => false,
+            Some(_) => true,
+        };
+        if waits {
             if let Some(run) = latest.filter(|r| r.state == State::Exited) {
                 status.last_state = Some(terminated(observed, run));
             }
@@ -526,6 +542,37 @@ mod tests {
         let on_failure = pod(json!({"restartPolicy": "OnFailure", "containers": [{"name": "a"}]}));
         let s = build(&on_failure, &observed(vec![run("a", "1", 0, State::Exited, 1)]), t(5));
         assert_eq!(s.phase.as_deref(), Some("Running"));
+    }
+
+    #[test]
+    fn start_failures_wait_only_when_the_container_restarts() {
+        let mut failed = run("a", "1", 0, State::Exited, 128);
+        failed.reason = "StartError".into();
+        let why = Waiting {
+            reason: "RunContainerError".into(),
+            message: "exec: no such file".into(),
+        };
+        let never = pod(json!({"restartPolicy": "Never", "containers": [{"name": "a"}]}));
+        let mut o = observed(vec![failed.clone()]);
+        o.waiting.insert("a".into(), why.clone());
+        let s = build(&never, &o, t(5));
+        let a = &s.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(
+            a.state.as_ref().unwrap().terminated.as_ref().unwrap().reason.as_deref(),
+            Some("StartError")
+        );
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        let always = pod(json!({"containers": [{"name": "a"}]}));
+        let s = build(&always, &o, t(5));
+        let a = &s.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(
+            a.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(),
+            Some("RunContainerError")
+        );
+        assert_eq!(
+            a.last_state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code,
+            128
+        );
     }
 
     #[test]

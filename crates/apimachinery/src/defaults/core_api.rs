@@ -16,7 +16,7 @@ pub(super) fn apply(kind: &str, object: &mut Obj) {
         "PodTemplate" => pod::template(object, "template"),
         "ReplicationController" => replication_controller(object),
         "Service" => service(object),
-        "Secret" => set_if_empty(object, "type", "Opaque"),
+        "Secret" => secret(object),
         "Namespace" => namespace(object),
         "Node" => node(object),
         "PersistentVolume" => persistent_volume(object),
@@ -42,6 +42,28 @@ fn replication_controller(object: &mut Obj) {
         pod::template_spec(template);
     }
     labels_from_template(object, labels.as_ref());
+}
+
+/// `type: Opaque`, and `stringData` merged into `data` (base64, winning
+/// over a `data` key of the same name) and dropped — upstream does the
+/// merge in its v1 → internal conversion, so it is never stored.
+fn secret(object: &mut Obj) {
+    set_if_empty(object, "type", "Opaque");
+    let Some(Value::Object(string_data)) = object.remove("stringData") else {
+        return;
+    };
+    use base64::Engine as _;
+    let data = object
+        .entry("data")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !data.is_object() {
+        *data = Value::Object(Default::default());
+    }
+    let data = data.as_object_mut().expect("made an object above");
+    for (key, value) in string_data {
+        let text = value.as_str().unwrap_or_default();
+        data.insert(key, base64::engine::general_purpose::STANDARD.encode(text).into());
+    }
 }
 
 /// `SetDefaults_Service`. The IP families and cluster IPs are the registry's
@@ -211,5 +233,20 @@ fn limit_range_item(item: &mut Obj) {
         if !map.is_empty() {
             item.insert(key.into(), Value::Object(map));
         }
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use serde_json::json;
+
+    #[test]
+    fn string_data_is_merged_into_data_and_dropped() {
+        let mut secret = json!({"data": {"a": "b2xk", "keep": "eA=="}, "stringData": {"a": "new", "b": "two"}});
+        super::super::apply_defaults("", "v1", "Secret", &mut secret);
+        assert_eq!(
+            secret,
+            json!({"type": "Opaque", "data": {"a": "bmV3", "keep": "eA==", "b": "dHdv"}})
+        );
     }
 }

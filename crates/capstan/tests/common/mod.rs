@@ -57,7 +57,7 @@ impl Cluster {
     /// [`start`](Self::start) with extra server flags.
     pub fn start_with(extra_args: &[&str]) -> Cluster {
         let mut args = vec!["--disable-agent".to_string()];
-        args.extend(extra_args.iter().map(|a| a.to_string()));
+        args.extend(server_args(extra_args));
         let dir = tempdir();
         let child = spawn_server(&dir, 0, &args);
         let cluster = Cluster {
@@ -118,7 +118,7 @@ impl Cluster {
         .iter()
         .map(|a| a.to_string())
         .collect();
-        args.extend(extra_args.iter().map(|a| a.to_string()));
+        args.extend(server_args(extra_args));
         let (child, port) = spawn_server(&dir, 0, &args);
         let cluster = Cluster {
             child,
@@ -380,6 +380,15 @@ impl Node {
         }
         left
     }
+}
+
+/// The test's flags, plus a DNS port of the server's own: servers run side by side.
+fn server_args(extra_args: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+    if !args.iter().any(|a| a == "--dns-listen" || a == "--disable-dns") {
+        args.extend(["--dns-listen".into(), "127.0.0.1:0".into()]);
+    }
+    args
 }
 
 fn tempdir() -> TempDir {

@@ -3,14 +3,17 @@
 //!
 //! The plugins are upstream's, in upstream's order, for creates:
 //! `NamespaceLifecycle` (no new content in a namespace that does not exist
-//! or is being deleted), `DefaultTolerationSeconds` (pods tolerate a
-//! not-ready or unreachable node for 300 s before eviction) and `Priority`
-//! (a pod's `priorityClassName` resolves to `spec.priority`). Webhooks and
-//! the ServiceAccount plugin plug in here as they are built.
+//! or is being deleted), [`serviceaccount`] (a pod's account and its token
+//! volume), `DefaultTolerationSeconds` (pods tolerate a not-ready or
+//! unreachable node for 300 s before eviction) and `Priority` (a pod's
+//! `priorityClassName` resolves to `spec.priority`). Webhooks plug in here
+//! as they are built.
 
 use capstan_apimachinery::meta::{self, Object};
 use capstan_apimachinery::{ApiError, ResourceType, registry};
 use serde_json::{Value, json};
+
+pub mod serviceaccount;
 
 use crate::ApiServer;
 use crate::objects::{ObjectKey, prefix};
@@ -29,6 +32,7 @@ pub async fn admit_create(
 ) -> Result<(), ApiError> {
     namespace_lifecycle(server, resource, object).await?;
     if resource.group.is_empty() && resource.plural == "pods" {
+        serviceaccount::admit(server, object);
         default_toleration_seconds(object);
         priority(server, resource, object).await?;
     }
