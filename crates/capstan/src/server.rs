@@ -157,9 +157,13 @@ async fn serve(args: ServerArgs) -> Result<()> {
     // still release their leader leases on the way out.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
-    let compactor = args
-        .compaction()
-        .map(|policy| tokio::spawn(capstan_store::compaction::run(store.clone(), policy, api_stopped.clone())));
+    let compactor = args.compaction().map(|policy| {
+        tokio::spawn(capstan_store::compaction::run(
+            store.clone(),
+            policy,
+            api_stopped.clone(),
+        ))
+    });
     let listening = Listening::bind(&args.serve_options()?, store.clone()).await?;
     let controller_options = capstan_controller_manager::ControllerManagerOptions {
         root_ca: Some(listening.ca_pem().to_string()),

@@ -80,9 +80,22 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
     c.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
     let cluster_ip = c.ok(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
     let node_port = c.ok(&["get", "service", "web", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
-    let node_ip = c.ok(&["get", "node", c.node_name(), "-o", "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}"]);
+    let node_ip = c.ok(&[
+        "get",
+        "node",
+        c.node_name(),
+        "-o",
+        "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
+    ]);
     let pods: HashSet<String> = c
-        .ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"])
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ])
         .split_whitespace()
         .map(str::to_string)
         .collect();
