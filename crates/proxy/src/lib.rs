@@ -48,6 +48,9 @@ pub async fn run(client: kube::Client, options: ProxyOptions, shutdown: impl std
     if let Err(err) = routes::ensure(options.service_cidr) {
         tracing::error!(%err, "proxy: routing the service CIDR; ClusterIPs are unreachable from this node");
     }
+    if let Err(err) = routes::allow_localnet() {
+        tracing::warn!(%err, "proxy: enabling route_localnet; NodePorts on 127.0.0.1 will not answer");
+    }
     tokio::select! {
         () = sync::run(client, options.table.clone(), node, options.min_sync_period) => {}
         () = shutdown => {}

@@ -57,3 +57,10 @@ fn ip(args: &[&str]) -> Result<(), RouteError> {
         Err(error(String::from_utf8_lossy(&output.stderr).trim().to_string()))
     }
 }
+
+/// NodePorts answer on 127.0.0.1 too: the kernel must then route
+/// loopback-sourced packets to other hosts (pods), as upstream kube-proxy
+/// sets it. (CNI's portmap sets the same for hostPorts.)
+pub fn allow_localnet() -> std::io::Result<()> {
+    std::fs::write("/proc/sys/net/ipv4/conf/all/route_localnet", "1")
+}
