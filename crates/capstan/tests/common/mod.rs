@@ -3,7 +3,11 @@
 //!
 //! Each test gets its own server. It is stopped with SIGTERM (by PID) and
 //! its data dir removed when the [`Cluster`] is dropped, also when the test
-//! panics.
+//! panics. [`Cluster::start`] runs a control plane only (`--disable-agent`);
+//! [`Cluster::start_node`] runs the real node too (containerd and the
+//! kubelet), one at a time on the machine, with test images built from
+//! /bin/busybox, and on drop removes everything it started
+//! (`capstan killall`) and checks that nothing is left.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -18,7 +22,30 @@ pub struct Cluster {
     child: Child,
     dir: TempDir,
     pub port: u16,
+    /// The server's flags after the data dir and port, to restart it.
+    args: Vec<String>,
+    /// Set when the server runs a real node.
+    pub node: Option<Node>,
 }
+
+/// The real node of a [`Cluster`]: what it is called and what it owns.
+pub struct Node {
+    pub name: String,
+    pub kubelet_port: u16,
+    pub cgroup_root: String,
+    pub bridge: String,
+    /// The machine-wide lock, held until the node is cleaned up.
+    _lock: std::fs::File,
+}
+
+/// Only one real node runs on the machine at a time, across test binaries
+/// and helpers: they share the pod range, iptables chains and the host's ports.
+const NODE_LOCK: &str = "/var/tmp/capstan-e2e-node.lock";
+
+/// The busybox test image every e2e pod runs: `httpd`, `sh`, `wget` … A
+/// tag other than `latest` keeps the pull policy at IfNotPresent, so
+/// nothing is ever pulled from the internet.
+pub const BUSYBOX: &str = "capstan-e2e/busybox:1";
 
 impl Cluster {
     /// Starts `capstan server` without a node (`--disable-agent`) and waits
@@ -29,32 +56,136 @@ impl Cluster {
 
     /// [`start`](Self::start) with extra server flags.
     pub fn start_with(extra_args: &[&str]) -> Cluster {
-        let mut args = vec!["--disable-agent"];
-        args.extend_from_slice(extra_args);
-        Self::spawn(&args)
-    }
-
-    fn spawn(extra_args: &[&str]) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("capstan-e2e-")
-            .tempdir()
-            .expect("tempdir");
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_capstan"))
-            .arg("server")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--https-listen-port", &port.to_string(), "--bind-address", "127.0.0.1"])
-            .args(extra_args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start capstan server");
-        let cluster = Cluster { child, dir, port };
+        let mut args = vec!["--disable-agent".to_string()];
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let dir = tempdir();
+        let child = spawn_server(&dir, 0, &args);
+        let cluster = Cluster {
+            child: child.0,
+            dir,
+            port: child.1,
+            args,
+            node: None,
+        };
         cluster.wait_ready();
         cluster
+    }
+
+    /// Starts `capstan server` with its real node and waits until the node
+    /// is Ready.
+    pub fn start_node() -> Cluster {
+        Self::start_node_with(&[])
+    }
+
+    /// [`start_node`](Self::start_node) with extra server flags.
+    pub fn start_node_with(extra_args: &[&str]) -> Cluster {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(NODE_LOCK)
+            .expect("open the node lock");
+        {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: flock on an open file descriptor we own.
+            let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+            assert_eq!(rc, 0, "flock {NODE_LOCK}");
+        }
+        let dir = tempdir();
+        build_test_images(&dir.path().join("data/agent/images"));
+        // Names of our own, so that what is left is ours to find.
+        let id = format!(
+            "{:x}",
+            std::process::id() ^ (Instant::now().elapsed().as_nanos() as u32) ^ rand_u32()
+        );
+        let node = Node {
+            name: "e2e-node".into(),
+            kubelet_port: free_port(),
+            cgroup_root: format!("/capstan-e2e-{id}"),
+            bridge: format!("ce{}", &format!("{id:0>8}")[..8]),
+            _lock: lock,
+        };
+        let mut args: Vec<String> = [
+            "--node-name",
+            &node.name,
+            "--kubelet-port",
+            &node.kubelet_port.to_string(),
+            "--cgroup-root",
+            &node.cgroup_root,
+            "--cni-bridge",
+            &node.bridge,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let (child, port) = spawn_server(&dir, 0, &args);
+        let cluster = Cluster {
+            child,
+            dir,
+            port,
+            args,
+            node: Some(node),
+        };
+        cluster.wait_ready();
+        cluster.wait_node_ready(Duration::from_secs(60));
+        cluster
+    }
+
+    /// The real node's name.
+    pub fn node_name(&self) -> &str {
+        &self.node.as_ref().expect("a cluster with a node").name
+    }
+
+    /// Stops the server (SIGTERM, as a service manager would) and starts it
+    /// again on the same data dir and port; pods keep running meanwhile.
+    pub fn restart(&mut self) {
+        self.stop_server();
+        let (child, _) = spawn_server(&self.dir, self.port, &self.args);
+        self.child = child;
+        self.wait_ready();
+        if self.node.is_some() {
+            self.wait_node_ready(Duration::from_secs(60));
+        }
+    }
+
+    /// Waits until the node reports Ready.
+    pub fn wait_node_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let name = self.node_name().to_string();
+        while Instant::now() < deadline {
+            let out = self.kubectl(&[
+                "get",
+                "node",
+                &name,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ]);
+            if out.status.success() && String::from_utf8_lossy(&out.stdout) == "True" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node {name} not Ready within {timeout:?}; log:\n{}", self.log());
+    }
+
+    /// SIGTERM by PID; SIGKILL if it does not stop within 20 s.
+    fn stop_server(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -193,19 +324,116 @@ fn assert_success(args: &[&str], out: &Output) {
 impl Drop for Cluster {
     fn drop(&mut self) {
         // SIGTERM first: the server shuts down cleanly; SIGKILL if it hangs.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+        self.stop_server();
+        if let Some(node) = self.node.take() {
+            let leftovers = node.clean_up(&self.data_dir());
+            if !leftovers.is_empty() {
+                let message = format!("the node left things behind: {leftovers:?}");
+                if std::thread::panicking() {
+                    eprintln!("{message}");
+                } else {
+                    panic!("{message}");
+                }
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
+}
+
+impl Node {
+    /// `capstan killall` for the node's data dir, then a check that none
+    /// of its processes, mounts, cgroups or its bridge are left.
+    fn clean_up(&self, data_dir: &Path) -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .arg("killall")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--cgroup-root", &self.cgroup_root, "--cni-bridge", &self.bridge])
+            .output()
+            .expect("run capstan killall");
+        let mut left = Vec::new();
+        if !out.status.success() {
+            left.push(format!("killall failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let data = data_dir.display().to_string();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&data) && !cmdline.contains("killall") {
+                left.push(format!("process {}: {cmdline}", entry.file_name().to_string_lossy()));
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        left.extend(
+            mounts
+                .lines()
+                .filter(|l| l.contains(&data))
+                .map(|l| format!("mount: {l}")),
+        );
+        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let dir = hierarchy.path().join(self.cgroup_root.trim_start_matches('/'));
+            if dir.exists() {
+                left.push(format!("cgroup: {}", dir.display()));
+            }
+        }
+        if Path::new("/sys/class/net").join(&self.bridge).exists() {
+            left.push(format!("bridge {}", self.bridge));
+        }
+        left
+    }
+}
+
+fn tempdir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("capstan-e2e-")
+        .tempdir()
+        .expect("tempdir")
+}
+
+/// Starts `capstan server` on `dir` (on `port`, or a free one if 0);
+/// its log is appended to `<dir>/server.log`.
+fn spawn_server(dir: &TempDir, port: u16, args: &[String]) -> (Child, u16) {
+    let port = if port == 0 { free_port() } else { port };
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("server.log"))
+        .expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .arg("server")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--https-listen-port", &port.to_string(), "--bind-address", "127.0.0.1"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start capstan server");
+    (child, port)
+}
+
+/// Writes the test images (see [`BUSYBOX`]) as docker archives, which the
+/// node imports at start.
+fn build_test_images(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("images dir");
+    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (Debian busybox-static)");
+    let image = capstan_containerd::archive::busybox(
+        &format!("docker.io/{BUSYBOX}"),
+        busybox,
+        capstan_containerd::archive::BUSYBOX_APPLETS,
+    );
+    image
+        .write_to(&dir.join("busybox.tar"))
+        .expect("write the busybox image");
+}
+
+fn rand_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut bytes);
+    }
+    u32::from_ne_bytes(bytes)
 }
 
 /// Hollow nodes: a `capstan agent --simulate N` child process against a
