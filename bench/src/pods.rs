@@ -54,6 +54,9 @@ pub struct PodsArgs {
     /// disk is above the kubelet's eviction threshold (10% free).
     #[arg(long)]
     pub data_root: Option<PathBuf>,
+    /// Keep the server's log here (it is removed with the data dir otherwise).
+    #[arg(long)]
+    pub server_log: Option<PathBuf>,
     /// Also write the JSON report to this file.
     #[arg(long)]
     pub json_out: Option<PathBuf>,
@@ -83,7 +86,7 @@ pub struct PodsReport {
     pub data_root: String,
     pub targets: Targets,
     /// RunPodSandbox + CreateContainer + StartContainer, directly on containerd.
-    pub raw_cri_floor: Option<Latency>,
+    pub raw_cri_floor: Option<floor::Floor>,
     pub node: Option<node::NodeResults>,
     pub meets_targets: Meets,
     pub errors: Vec<String>,
@@ -111,15 +114,26 @@ pub async fn run(args: PodsArgs) -> Result<()> {
     let data_root = args.data_root.clone().unwrap_or_else(std::env::temp_dir);
     let mut errors = Vec::new();
 
-    eprintln!("[floor] raw CRI: {} sandbox+container starts", args.floor_runs);
-    let raw_cri_floor = match floor::measure(&data_root, args.floor_runs).await {
+    eprintln!(
+        "[floor] raw CRI: {} sandbox+container starts, then {} at once",
+        args.floor_runs, args.pods
+    );
+    let raw_cri_floor = match floor::measure(&data_root, args.floor_runs, args.pods).await {
         Ok(latency) => Some(latency),
         Err(err) => {
             errors.push(format!("raw CRI floor: {err:#}"));
             None
         }
     };
-    let node = match node::measure(&binary, &data_root, args.pods, args.rss_pods).await {
+    let node = match node::measure(
+        &binary,
+        &data_root,
+        args.pods,
+        args.rss_pods,
+        args.server_log.as_deref(),
+    )
+    .await
+    {
         Ok(results) => Some(results),
         Err(err) => {
             errors.push(format!("capstan node: {err:#}"));
@@ -144,12 +158,13 @@ pub async fn run(args: PodsArgs) -> Result<()> {
     report::emit(&report, args.json_out.as_deref())
 }
 
-fn meets(floor: Option<&Latency>, node: Option<&node::NodeResults>) -> Meets {
+fn meets(floor: Option<&floor::Floor>, node: Option<&node::NodeResults>) -> Meets {
     let Some(node) = node else { return Meets::default() };
-    let within = |l: &Latency| floor.map(|f| l.p99_ms <= f.p99_ms + TARGETS.startup_p99_over_floor_ms);
+    let within =
+        |l: Option<&Latency>, f: Option<&Latency>| Some(l?.p99_ms <= f?.p99_ms + TARGETS.startup_p99_over_floor_ms);
     Meets {
-        sequential_startup: node.sequential.as_ref().and_then(within),
-        concurrent_startup: node.concurrent.as_ref().and_then(within),
+        sequential_startup: within(node.sequential.as_ref(), floor.map(|f| &f.sequential)),
+        concurrent_startup: within(node.concurrent.as_ref(), floor.map(|f| &f.concurrent)),
         server_rss: node
             .server_rss_mib
             .map(|rss| rss <= TARGETS.server_rss_mib_with_20_pods),
@@ -163,7 +178,15 @@ fn summary(report: &PodsReport) -> String {
     let mut s = String::from("\n== capstan-bench pods ==\n");
     let latency = |l: &Latency| format!("p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", l.p50_ms, l.p99_ms, l.max_ms);
     if let Some(floor) = &report.raw_cri_floor {
-        s += &format!("raw CRI floor (sandbox+create+start): {}\n", latency(floor));
+        s += &format!(
+            "raw CRI floor (sandbox+create+start), one after another: {}\n",
+            latency(&floor.sequential)
+        );
+        s += &format!(
+            "raw CRI floor, {} at once: {}\n",
+            floor.concurrent_pods,
+            latency(&floor.concurrent)
+        );
     }
     if let Some(node) = &report.node {
         let secs = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2} s"));
@@ -172,6 +195,9 @@ fn summary(report: &PodsReport) -> String {
             secs(node.node_ready_fresh_secs),
             secs(node.node_ready_restart_secs)
         );
+        if let Some(ms) = node.first_pod_after_restart_ms {
+            s += &format!("first pod after the restart (not counted): {ms:.0} ms\n");
+        }
         if let Some(l) = &node.sequential {
             s += &format!("{} pods one after another: {}\n", node.pods, latency(l));
         }

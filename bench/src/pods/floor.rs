@@ -1,13 +1,15 @@
 //! The raw CRI floor: what containerd itself needs to start a pod.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use capstan_containerd::killall::{KillallOptions, killall};
 use capstan_containerd::{Containerd, ContainerdConfig, archive, cri, import_images};
+use futures::future;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
+use serde::Serialize;
 use serde_json::json;
 use tonic::transport::Channel;
 
@@ -18,9 +20,19 @@ const BRIDGE: &str = "cap-bench0";
 const SUBNET: &str = "10.199.8.0/24";
 const CGROUP_ROOT: &str = "/capstan-bench-floor";
 
-/// Runs `runs` pods one after another directly on a containerd of its own;
-/// each is timed from `RunPodSandbox` to `StartContainer` returning.
-pub async fn measure(data_root: &Path, runs: usize) -> Result<Latency> {
+/// The floor for pods one after another and for a burst.
+#[derive(Debug, Serialize)]
+pub struct Floor {
+    pub sequential: Latency,
+    pub concurrent: Latency,
+    pub concurrent_pods: usize,
+}
+
+/// Runs `runs` pods one after another, then `burst` pods at once, directly
+/// on a containerd of its own (same binary and configuration as the node's;
+/// the node's own would remove sandboxes no pod owns). Each pod is timed
+/// from `RunPodSandbox` to `StartContainer` returning.
+pub async fn measure(data_root: &Path, runs: usize, burst: usize) -> Result<Floor> {
     let dir = tempfile::Builder::new()
         .prefix("capstan-bench-floor-")
         .tempdir_in(data_root)?;
@@ -29,45 +41,62 @@ pub async fn measure(data_root: &Path, runs: usize) -> Result<Latency> {
         cgroup_root: CGROUP_ROOT.into(),
         cni_bridge: BRIDGE.into(),
     };
-    let result = measure_in(dir.path(), runs).await;
+    let result = measure_in(dir.path(), runs, burst).await;
     killall(&options).await.context("cleaning up the floor's containerd")?;
     result
 }
 
-async fn measure_in(data_dir: &Path, runs: usize) -> Result<Latency> {
+async fn measure_in(data_dir: &Path, runs: usize, burst: usize) -> Result<Floor> {
     let config = ContainerdConfig::for_data_dir(data_dir);
     write_conflist(&config.cni_conf_dir)?;
     let images = data_dir.join("agent/images");
     write_busybox(&images)?;
     let containerd = Containerd::start(config).await.context("starting containerd")?;
     import_images(containerd.endpoint(), &images).await?;
-    let mut runtime = RuntimeServiceClient::new(cri::channel(containerd.endpoint()).await?);
+    let runtime = RuntimeServiceClient::new(cri::channel(containerd.endpoint()).await?);
     let mut samples = Vec::new();
     for i in 0..runs {
-        let (elapsed, sandbox) = start_pod(&mut runtime, data_dir, i).await?;
+        let (elapsed, sandbox) = start_pod(runtime.clone(), data_dir.to_path_buf(), format!("seq-{i}")).await?;
         samples.push(elapsed);
-        runtime
-            .stop_pod_sandbox(StopPodSandboxRequest {
-                pod_sandbox_id: sandbox.clone(),
-            })
-            .await?;
-        runtime
-            .remove_pod_sandbox(RemovePodSandboxRequest {
-                pod_sandbox_id: sandbox,
-            })
-            .await?;
+        remove(runtime.clone(), sandbox).await?;
+    }
+    let sequential = latency_of(&samples);
+    let started = future::try_join_all(
+        (0..burst).map(|i| start_pod(runtime.clone(), data_dir.to_path_buf(), format!("burst-{i}"))),
+    )
+    .await?;
+    let concurrent = latency_of(&started.iter().map(|(elapsed, _)| *elapsed).collect::<Vec<_>>());
+    for (_, sandbox) in started {
+        remove(runtime.clone(), sandbox).await?;
     }
     containerd.stop().await;
-    Ok(latency_of(&samples))
+    Ok(Floor {
+        sequential,
+        concurrent,
+        concurrent_pods: burst,
+    })
+}
+
+async fn remove(mut runtime: RuntimeServiceClient<Channel>, sandbox: String) -> Result<()> {
+    runtime
+        .stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: sandbox.clone(),
+        })
+        .await?;
+    runtime
+        .remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: sandbox,
+        })
+        .await?;
+    Ok(())
 }
 
 /// One pod as the kubelet starts it; returns the time and the sandbox ID.
 async fn start_pod(
-    runtime: &mut RuntimeServiceClient<Channel>,
-    data_dir: &Path,
-    i: usize,
+    mut runtime: RuntimeServiceClient<Channel>,
+    data_dir: PathBuf,
+    uid: String,
 ) -> Result<(Duration, String)> {
-    let uid = format!("floor-{i}");
     let log_dir = data_dir.join("agent/logs").join(&uid);
     std::fs::create_dir_all(&log_dir)?;
     let sandbox_config = PodSandboxConfig {

@@ -45,12 +45,19 @@ pub struct NodeResults {
     pub node_ready_fresh_secs: Option<f64>,
     /// The same on a restart: images present.
     pub node_ready_restart_secs: Option<f64>,
+    /// The first pod after the restart, create → Running (not counted below:
+    /// it also waits for the scheduler to win its leader lease).
+    pub first_pod_after_restart_ms: Option<f64>,
     /// Create → Running seen by a watch, one pod after another.
     pub sequential: Option<Latency>,
     /// The same with every pod created at once.
     pub concurrent: Option<Latency>,
     /// `capstan server` VmRSS with `rss_pods` pods running, MiB.
     pub server_rss_mib: Option<f64>,
+    /// Every pod's create → Running, ms, in creation order (outliers show
+    /// where they happen).
+    pub sequential_ms: Vec<f64>,
+    pub concurrent_ms: Vec<f64>,
 }
 
 /// A running `capstan server` with a node, under the machine-wide node
@@ -126,6 +133,12 @@ impl NodeServer {
 
     fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Copies the server's log next to the JSON report's directory for a
+    /// look at outliers (the data dir itself is removed).
+    fn keep_log(&self, to: &Path) {
+        let _ = std::fs::copy(self.dir.path().join("server.log"), to);
     }
 
     fn log_tail(&self) -> String {
@@ -206,7 +219,13 @@ async fn ready_node(client: &kube::Client, since: Timestamp) -> Option<String> {
     None
 }
 
-pub async fn measure(binary: &Path, data_root: &Path, pods: usize, rss_pods: usize) -> Result<NodeResults> {
+pub async fn measure(
+    binary: &Path,
+    data_root: &Path,
+    pods: usize,
+    rss_pods: usize,
+    keep_log: Option<&Path>,
+) -> Result<NodeResults> {
     let mut results = NodeResults {
         pods,
         rss_pods,
@@ -237,6 +256,17 @@ pub async fn measure(binary: &Path, data_root: &Path, pods: usize, rss_pods: usi
     let pods_api: Api<Pod> = Api::namespaced(client.clone(), "default");
     let mut running = running_watch(pods_api.clone());
 
+    let started = Instant::now();
+    pods_api.create(&PostParams::default(), &pod("warm-up")).await?;
+    let first = running.wait_for("warm-up").await? - started;
+    results.first_pod_after_restart_ms = Some(round3(first.as_secs_f64() * 1000.0));
+    eprintln!(
+        "[pods] first pod after the restart Running in {:.0} ms",
+        first.as_secs_f64() * 1000.0
+    );
+    delete(&pods_api, "warm-up").await?;
+    wait_count(&pods_api, 0).await?;
+
     eprintln!("[pods] {pods} pods one after another on {node}");
     let mut samples = Vec::new();
     for i in 0..pods {
@@ -247,6 +277,7 @@ pub async fn measure(binary: &Path, data_root: &Path, pods: usize, rss_pods: usi
         samples.push(seen - started);
     }
     results.sequential = Some(latency_of(&samples));
+    results.sequential_ms = millis(&samples);
 
     let rss_pods_now = (0..rss_pods).map(|i| format!("seq-{i}")).collect::<Vec<_>>();
     for i in pods..rss_pods {
@@ -286,10 +317,14 @@ pub async fn measure(binary: &Path, data_root: &Path, pods: usize, rss_pods: usi
         samples.push(running.wait_for(name).await? - *started);
     }
     results.concurrent = Some(latency_of(&samples));
+    results.concurrent_ms = millis(&samples);
     for (name, _) in &created {
         delete(&pods_api, name).await?;
     }
     wait_count(&pods_api, 0).await?;
+    if let Some(log) = keep_log {
+        server.keep_log(log);
+    }
     Ok(results)
 }
 
@@ -364,6 +399,10 @@ impl RunningWatch {
             }
         }
     }
+}
+
+fn millis(samples: &[Duration]) -> Vec<f64> {
+    samples.iter().map(|d| round3(d.as_secs_f64() * 1000.0)).collect()
 }
 
 /// A process's resident memory now (VmRSS), in MiB.
