@@ -123,3 +123,48 @@ fn registry_config_credentials_are_used_without_a_pull_secret() {
     c.ok_in(&["apply", "-f", "-"], &pod("configured", &image, None));
     wait_pod(&c, "configured", Duration::from_secs(60), running);
 }
+
+#[test]
+fn capstan_image_import_adds_an_image_to_the_running_node() {
+    let c = Cluster::start_node();
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = dir.path().join("imported.tar");
+    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (Debian busybox-static)");
+    archive::busybox("docker.io/capstan-e2e/imported:1", busybox, BUSYBOX_APPLETS)
+        .write_to(&tarball)
+        .unwrap();
+    let capstan = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(c.data_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "capstan {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let imported = capstan(&["image", "import", tarball.to_str().unwrap()]);
+    assert!(imported.contains("imported "), "{imported}");
+    assert!(c.data_dir().join("agent/images/imported.tar").is_file());
+    let listed = capstan(&["image", "ls"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("docker.io/capstan-e2e/imported:1 ")),
+        "{listed}"
+    );
+
+    // Pull policy Never: only an image already on the node can run.
+    let manifest = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "never" },
+        "spec": { "terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "app", "image": "capstan-e2e/imported:1", "imagePullPolicy": "Never", "command": ["sleep", "3600"]
+        }]}
+    });
+    c.ok_in(&["apply", "-f", "-"], &manifest.to_string());
+    wait_pod(&c, "never", Duration::from_secs(60), running);
+}
