@@ -105,6 +105,48 @@ fn an_image_from_a_local_registry_is_pulled_with_an_image_pull_secret() {
     );
     // The refused pod is still not running: the secret is per pod.
     assert!(!running(&c.get_json(&["get", "pod", "no-secret"])));
+
+    // Upstream's image events, as `kubectl describe pod` shows them.
+    let pulled_message = |m: &str| m.starts_with(&format!("Successfully pulled image \"{image}\" in "));
+    wait_events(&c, "with-secret", |events| {
+        events
+            .iter()
+            .any(|(reason, message)| reason == "Pulling" && message == &format!("Pulling image \"{image}\""))
+            && events
+                .iter()
+                .any(|(reason, message)| reason == "Pulled" && pulled_message(message))
+    });
+    wait_events(&c, "no-secret", |events| {
+        events.iter().any(|(reason, message)| {
+            reason == "Failed" && message.starts_with(&format!("Failed to pull image \"{image}\": rpc error: "))
+        }) && events
+            .iter()
+            .any(|(reason, message)| reason == "BackOff" && message == &format!("Back-off pulling image \"{image}\""))
+    });
+}
+
+/// Waits until the events of pod `name` (reason, message) satisfy `done`.
+fn wait_events(c: &Cluster, name: &str, done: impl Fn(&[(String, String)]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        let events = c.get_json(&["get", "events"]);
+        seen = events["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["involvedObject"]["name"] == name && e["involvedObject"]["kind"] == "Pod")
+            .map(|e| {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (text(&e["reason"]), text(&e["message"]))
+            })
+            .collect();
+        if done(&seen) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("events of pod {name} lack what was expected: {seen:#?}");
 }
 
 #[test]
