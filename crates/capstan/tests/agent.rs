@@ -38,15 +38,16 @@ fn renew_time(c: &Cluster, node: &str) -> String {
     ])
 }
 
+/// A real node needs a kubeconfig: a missing one is a clear error, not a panic.
 #[test]
-fn without_simulate_the_agent_says_real_nodes_come_later() {
+fn an_agent_without_a_readable_kubeconfig_says_so() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
         .args(["agent", "--kubeconfig", "/nonexistent"])
         .output()
         .expect("run capstan agent");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("issue #5") && stderr.contains("--simulate"), "{stderr}");
+    assert_eq!(stderr.trim(), "capstan: reading /nonexistent: No such file or directory (os error 2)");
 }
 
 #[test]
