@@ -76,16 +76,17 @@ fn cluster_ips_come_from_the_range_once_and_go_back() {
         String::from_utf8_lossy(&outside.stderr).trim(),
         "The Service \"far\" is invalid: spec.clusterIPs: Invalid value: []string{\"10.99.0.5\"}: failed to allocate IP 10.99.0.5: the provided IP (10.99.0.5) is not in the valid range. The range of valid IPs is 10.43.0.0/16"
     );
-    // A fixed address in the static band is served (cluster DNS asks for .10).
-    c.ok_in(
-        &["create", "-f", "-"],
-        &service_yaml("dns", "  clusterIP: 10.43.0.10\n"),
+    // A fixed address in the static band is served (cluster DNS holds .10).
+    assert_eq!(
+        c.ok(&["get", "ipaddress", "10.43.0.10", "-o", "jsonpath={.spec.parentRef.name}"]),
+        "kube-dns"
     );
-    assert_eq!(cluster_ip(&c, "dns"), "10.43.0.10");
+    c.ok_in(&["create", "-f", "-"], &service_yaml("fixed", "  clusterIP: 10.43.0.20\n"));
+    assert_eq!(cluster_ip(&c, "fixed"), "10.43.0.20");
 
     // A replace without clusterIP keeps the allocated one.
-    c.ok_in(&["replace", "-f", "-"], &service_yaml("dns", ""));
-    assert_eq!(cluster_ip(&c, "dns"), "10.43.0.10");
+    c.ok_in(&["replace", "-f", "-"], &service_yaml("fixed", ""));
+    assert_eq!(cluster_ip(&c, "fixed"), "10.43.0.20");
 
     // Headless and ExternalName Services take no address.
     c.ok_in(&["create", "-f", "-"], &service_yaml("headless", "  clusterIP: None\n"));
@@ -96,8 +97,9 @@ fn cluster_ips_come_from_the_range_once_and_go_back() {
         "ext",
         "--external-name=db.example.test",
     ]);
+    // kubernetes, kube-dns, web and fixed: nothing for the other two.
     let addresses = c.ok(&["get", "ipaddresses", "-o", "name"]);
-    assert_eq!(addresses.lines().count(), 3, "{addresses}");
+    assert_eq!(addresses.lines().count(), 4, "{addresses}");
 
     // Deleting a Service gives its address back at once.
     c.ok(&["delete", "service", "web"]);
