@@ -145,9 +145,10 @@ async fn serve(args: ServerArgs) -> Result<()> {
         (Component::Scheduler, args.disable_scheduler),
     ] {
         // Until RBAC lands, in-process components act as system:masters.
+        // Their requests skip TCP and TLS: the router is called directly.
         if !disabled {
-            let kubeconfig = listening.kubeconfig_for(component.user(), &["system:masters"])?;
-            clients.push((component, client(&kubeconfig).await?));
+            let service = listening.in_process(component.user(), &["system:masters"]);
+            clients.push((component, kube::Client::new(service, "default")));
         }
     }
     let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
@@ -194,7 +195,7 @@ fn stopping(stop: &tokio::sync::watch::Receiver<bool>) -> impl std::future::Futu
     }
 }
 
-/// A kube-rs client for an in-process component.
+/// A kube-rs client for a component from its kubeconfig (`capstan scheduler --kubeconfig`).
 pub async fn client(kubeconfig: &str) -> Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig).context("parsing a component kubeconfig")?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
