@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use capstan_store::Store;
+use tower::ServiceExt as _;
 
 use crate::pki::{Pki, PkiOptions};
 use crate::serviceaccount::TokenIssuer;
+use crate::tls::PeerIdentity;
 use crate::{ApiServer, Config, tls};
 
 /// Where and how to serve.
@@ -111,6 +113,38 @@ impl Listening {
     /// client certificate).
     pub fn ca_pem(&self) -> &str {
         self.pki.ca_pem()
+    }
+
+    /// A connection for an in-process component (the scheduler, the
+    /// controllers) acting as `user` in `groups`: each request goes straight
+    /// to the router, as if it came over TLS with that client certificate,
+    /// without TCP, TLS or HTTP framing on either side. Wrap it in
+    /// `kube::Client::new`.
+    pub fn in_process<B>(
+        &self,
+        user: &str,
+        groups: &[&str],
+    ) -> impl tower::Service<
+        http::Request<B>,
+        Response = http::Response<axum::body::Body>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+    where
+        B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let identity = Some(PeerIdentity {
+            user: user.to_string(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        });
+        let router = self.server.router();
+        tower::service_fn(move |mut request: http::Request<B>| {
+            request.extensions_mut().insert(identity.clone());
+            router.clone().oneshot(request)
+        })
     }
 
     /// Serves HTTPS until `shutdown` resolves.

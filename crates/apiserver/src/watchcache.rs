@@ -35,8 +35,14 @@ use crate::objects;
 
 /// The prefix every object lives under.
 const REGISTRY: &str = "/registry/";
-/// Changes kept for watches that resume from a recent resourceVersion.
+/// Changes kept for watches that resume from a recent resourceVersion:
+/// at most this many ...
 const HISTORY: usize = 100_000;
+/// ... whose stored JSON adds up to at most this many bytes. Each kept
+/// change holds its decoded object (several times its JSON in memory) and
+/// often its wire bytes, so a count alone would let a burst of large pods
+/// hold gigabytes; a watcher that resumes from before the window relists.
+const HISTORY_BYTES: usize = 32 << 20;
 /// Changes a slow watcher may fall behind before it is closed (and relists).
 const BROADCAST: usize = 16_384;
 /// How long a consistent read waits for the cache to catch up before the
@@ -73,6 +79,8 @@ pub struct Change {
     pub prev: Option<Arc<Object>>,
     /// The object's JSON as watchers send it, rendered once for all of them.
     wire: OnceLock<Bytes>,
+    /// The stored JSON's length: what the change costs the history.
+    size: usize,
 }
 
 impl Change {
@@ -101,6 +109,8 @@ struct State {
     objects: BTreeMap<String, Arc<Object>>,
     revision: Revision,
     history: VecDeque<Arc<Change>>,
+    /// The summed `size` of `history`.
+    history_bytes: usize,
     /// Changes after this revision are all in `history`.
     history_from: Revision,
 }
@@ -201,12 +211,56 @@ impl WatchCache {
                 objects,
                 revision,
                 history: VecDeque::new(),
+                history_bytes: 0,
                 history_from: revision,
             };
         }
         let _ = self.notices.send(Notice::Reset);
         self.applied.send_replace(revision);
         self.ready.send_replace(true);
+    }
+
+    /// The change a store event makes. Only the new value is decoded: the
+    /// previous one is the object the cache already holds for the key (it
+    /// applied every earlier event), shared rather than decoded again, so
+    /// consecutive changes in the history share one copy of each state.
+    fn change(&self, event: &capstan_store::Event) -> Result<Change, ApiError> {
+        use capstan_store::Event;
+        let key = event.key();
+        let cached = self.read().objects.get(key).cloned();
+        let (kind, object, prev, size) = match event {
+            Event::Put { kv, prev } => {
+                let kind = if prev.is_some() {
+                    ChangeType::Modified
+                } else {
+                    ChangeType::Added
+                };
+                let prev = match (prev, cached) {
+                    (Some(_), Some(cached)) => Some(cached),
+                    (Some(prev), None) => Some(Arc::new(objects::decode(prev)?)),
+                    (None, _) => None,
+                };
+                (kind, Arc::new(objects::decode(kv)?), prev, kv.value.len())
+            }
+            Event::Delete { revision, prev: stored } => {
+                let prev = match cached {
+                    Some(cached) => cached,
+                    None => Arc::new(objects::decode(stored)?),
+                };
+                let mut object = (*prev).clone();
+                objects::set_revision(&mut object, *revision);
+                (ChangeType::Deleted, Arc::new(object), Some(prev), stored.value.len())
+            }
+        };
+        Ok(Change {
+            key: key.to_string(),
+            revision: event.revision(),
+            kind,
+            object,
+            prev,
+            wire: OnceLock::new(),
+            size,
+        })
     }
 
     fn apply(&self, change: Change) {
@@ -218,12 +272,13 @@ impl WatchCache {
                 _ => state.objects.insert(change.key.clone(), change.object.clone()),
             };
             state.revision = change.revision;
-            if state.history.len() == HISTORY
-                && let Some(oldest) = state.history.pop_front()
-            {
+            state.history_bytes += change.size;
+            state.history.push_back(change.clone());
+            while state.history.len() > HISTORY || state.history_bytes > HISTORY_BYTES {
+                let Some(oldest) = state.history.pop_front() else { break };
+                state.history_bytes -= oldest.size;
                 state.history_from = oldest.revision;
             }
-            state.history.push_back(change.clone());
             // Send under the lock so subscribers see changes in order with their backlog.
             let _ = self.notices.send(Notice::Change(change.clone()));
         }
@@ -270,20 +325,8 @@ async fn follow(cache: &WatchCache, store: &Arc<dyn Store>) -> Result<(), ApiErr
     cache.reset(objects, listing.revision);
     while let Some(event) = events.next().await {
         let event = event.map_err(ApiError::internal)?;
-        let (kind, object, prev) = objects::decode_event(&event)?;
-        let kind = match kind {
-            "ADDED" => ChangeType::Added,
-            "MODIFIED" => ChangeType::Modified,
-            _ => ChangeType::Deleted,
-        };
-        cache.apply(Change {
-            key: event.key().to_string(),
-            revision: event.revision(),
-            kind,
-            object: Arc::new(object),
-            prev: prev.map(Arc::new),
-            wire: OnceLock::new(),
-        });
+        let change = cache.change(&event)?;
+        cache.apply(change);
     }
     Err(ApiError::internal("the registry watch ended"))
 }

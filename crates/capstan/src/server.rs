@@ -175,9 +175,10 @@ async fn serve(args: ServerArgs) -> Result<()> {
         (Component::Scheduler, args.disable_scheduler),
     ] {
         // Until RBAC lands, in-process components act as system:masters.
+        // Their requests skip TCP and TLS: the router is called directly.
         if !disabled {
-            let kubeconfig = listening.kubeconfig_for(component.user(), &["system:masters"])?;
-            clients.push((component, client(&kubeconfig).await?));
+            let service = listening.in_process(component.user(), &["system:masters"]);
+            clients.push((component, kube::Client::new(service, "default")));
         }
     }
     let node_client = if args.disable_agent {
@@ -185,13 +186,15 @@ async fn serve(args: ServerArgs) -> Result<()> {
     } else {
         // Until RBAC lands, the node acts as system:masters too.
         let user = format!("system:node:{}", args.node.node_name());
-        let kubeconfig = listening.kubeconfig_for(&user, &["system:nodes", "system:masters"])?;
-        Some(client(&kubeconfig).await?)
+        let service = listening.in_process(&user, &["system:nodes", "system:masters"]);
+        Some(kube::Client::new(service, "default"))
     };
-    let dns_client = match args.dns.disable_dns {
-        true => None,
-        false => Some(client(&listening.kubeconfig_for("system:capstan-dns", &["system:masters"])?).await?),
-    };
+    let dns_client = (!args.dns.disable_dns).then(|| {
+        kube::Client::new(
+            listening.in_process("system:capstan-dns", &["system:masters"]),
+            "default",
+        )
+    });
     let server_tls = match &node_client {
         Some(_) => {
             let (cert_pem, key_pem) =
@@ -300,7 +303,7 @@ fn stopping(stop: &tokio::sync::watch::Receiver<bool>) -> impl std::future::Futu
     }
 }
 
-/// A kube-rs client for an in-process component.
+/// A kube-rs client for a component from its kubeconfig (`capstan scheduler --kubeconfig`).
 pub async fn client(kubeconfig: &str) -> Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig).context("parsing a component kubeconfig")?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())

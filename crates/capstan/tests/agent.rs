@@ -47,7 +47,10 @@ fn an_agent_without_a_readable_kubeconfig_says_so() {
         .expect("run capstan agent");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim(), "capstan: reading /nonexistent: No such file or directory (os error 2)");
+    assert_eq!(
+        stderr.trim(),
+        "capstan: reading /nonexistent: No such file or directory (os error 2)"
+    );
 }
 
 #[test]

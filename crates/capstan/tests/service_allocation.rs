@@ -78,10 +78,19 @@ fn cluster_ips_come_from_the_range_once_and_go_back() {
     );
     // A fixed address in the static band is served (cluster DNS holds .10).
     assert_eq!(
-        c.ok(&["get", "ipaddress", "10.43.0.10", "-o", "jsonpath={.spec.parentRef.name}"]),
+        c.ok(&[
+            "get",
+            "ipaddress",
+            "10.43.0.10",
+            "-o",
+            "jsonpath={.spec.parentRef.name}"
+        ]),
         "kube-dns"
     );
-    c.ok_in(&["create", "-f", "-"], &service_yaml("fixed", "  clusterIP: 10.43.0.20\n"));
+    c.ok_in(
+        &["create", "-f", "-"],
+        &service_yaml("fixed", "  clusterIP: 10.43.0.20\n"),
+    );
     assert_eq!(cluster_ip(&c, "fixed"), "10.43.0.20");
 
     // A replace without clusterIP keeps the allocated one.

@@ -69,7 +69,7 @@ struct Context {
     nodes: Store<Node>,
 }
 
-pub async fn run(client: kube::Client) {
+pub async fn run(client: kube::Client, pods: crate::informer::PodChanges) {
     let sets: Api<DaemonSet> = Api::all(client.clone());
     let (nodes, writer) = reflector::store();
     let node_events = reflector::reflector(writer, watcher(Api::<Node>::all(client.clone()), Default::default()));
@@ -84,7 +84,7 @@ pub async fn run(client: kube::Client) {
             .collect::<Vec<_>>()
     };
     controller
-        .watches(Api::<Pod>::all(client.clone()), watcher::Config::default(), pod_owners)
+        .watches_stream(pods, pod_owners)
         .watches_stream(placement_changes(node_events), every_set)
         .run(reconcile, error_policy, Arc::new(Context { client, nodes }))
         .for_each(|_| futures::future::ready(()))

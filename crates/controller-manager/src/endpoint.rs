@@ -52,8 +52,7 @@ struct Context {
     pods: Store<Pod>,
 }
 
-pub async fn run(client: kube::Client) {
-    let (pods, pods_reflector) = crate::reflect(Api::<Pod>::all(client.clone()), watcher::Config::default());
+pub async fn run(client: kube::Client, pods: Store<Pod>, changes: crate::informer::PodChanges) {
     let controller = Controller::new(Api::<Service>::all(client.clone()), watcher::Config::default());
     let services = controller.store();
     let mapper = {
@@ -65,14 +64,14 @@ pub async fn run(client: kube::Client) {
         pods: pods.clone(),
     });
     let main = controller
-        .watches(Api::<Pod>::all(client.clone()), watcher::Config::default(), mapper)
+        .watches_stream(changes, mapper)
         .watches(Api::<Endpoints>::all(client.clone()), watcher::Config::default(), |e| {
             Some(ObjectRef::<Service>::new(&e.name_any()).within(&e.namespace().unwrap_or_default()))
         })
         .run(reconcile, error_policy, context)
         .for_each(|_| futures::future::ready(()));
     let cleanup = remove_leftovers(client);
-    tokio::join!(pods_reflector, main, cleanup);
+    tokio::join!(main, cleanup);
 }
 
 /// The Services in a pod's namespace whose selector matches its labels.

@@ -45,8 +45,7 @@ struct Context {
     nodes: Store<Node>,
 }
 
-pub async fn run(client: kube::Client) {
-    let (pods, pods_reflector) = crate::reflect(Api::<Pod>::all(client.clone()), watcher::Config::default());
+pub async fn run(client: kube::Client, pods: Store<Pod>, changes: crate::informer::PodChanges) {
     let (nodes, nodes_reflector) = crate::reflect(Api::<Node>::all(client.clone()), watcher::Config::default());
     let controller = Controller::new(Api::<Service>::all(client.clone()), watcher::Config::default());
     let services = controller.store();
@@ -59,10 +58,10 @@ pub async fn run(client: kube::Client) {
     });
     let main = controller
         .owns(Api::<EndpointSlice>::all(client.clone()), managed)
-        .watches(Api::<Pod>::all(client.clone()), watcher::Config::default(), mapper)
+        .watches_stream(changes, mapper)
         .run(reconcile, error_policy, context)
         .for_each(|_| futures::future::ready(()));
-    tokio::join!(pods_reflector, nodes_reflector, main);
+    tokio::join!(nodes_reflector, main);
 }
 
 /// One slice's worth of identity: its address type and port set.

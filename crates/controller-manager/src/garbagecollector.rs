@@ -2,8 +2,9 @@
 //! finishes foreground and orphan deletions (upstream's garbagecollector).
 //!
 //! Every listable resource type is mirrored by a `DynamicObject`
-//! reflector; any change anywhere wakes one pass over the mirrors, which
-//! rebuilds the owner → dependents graph and acts on it. Rebuilding per
+//! reflector that keeps only the metadata the graph needs; any change
+//! anywhere wakes one pass over the mirrors, which rebuilds the
+//! owner → dependents graph and acts on it. Rebuilding per
 //! pass is O(objects) rather than upstream's incremental graph: simpler,
 //! and cheap at the cluster sizes Capstan targets. The mirrors may lag, so
 //! an owner missing from them is confirmed absent with a live GET (uid
@@ -14,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use capstan_apimachinery::registry::{self, ResourceType};
-use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::{Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -92,6 +93,7 @@ fn mirror(
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .map_ok(|event| event.modify(keep_graph_fields))
         .reflect(writer);
     let reflector = stream.for_each(move |event| {
         let wake = match &event {
@@ -109,6 +111,25 @@ fn mirror(
         futures::future::ready(())
     });
     (Mirror { resource, store }, reflector)
+}
+
+/// Strips a mirrored object to what the graph and its writes read: its
+/// identity, owners, finalizers and deletion state. Mirrors of every object
+/// of every type would otherwise hold a second copy of the whole cluster
+/// (upstream's collector likewise watches metadata only).
+fn keep_graph_fields(object: &mut DynamicObject) {
+    let meta = std::mem::take(&mut object.metadata);
+    object.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        owner_references: meta.owner_references,
+        finalizers: meta.finalizers,
+        deletion_timestamp: meta.deletion_timestamp,
+        ..ObjectMeta::default()
+    };
+    object.data = serde_json::Value::Null;
 }
 
 /// One object in the graph.

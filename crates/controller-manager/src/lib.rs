@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod endpointslice;
 pub mod garbagecollector;
 pub mod history;
+pub mod informer;
 pub mod job;
 pub mod namespace;
 pub mod nodeipam;
@@ -115,25 +116,34 @@ pub async fn run(
     // futures are large), and dropping the set — shutdown, or a lost
     // leader election — aborts them all.
     let mut controllers = tokio::task::JoinSet::new();
+    // The controllers that follow pods share one watch of them; every
+    // follower is registered before the informer starts.
+    let mut pods = informer::PodInformer::default();
     controllers.spawn(namespace::run(client.clone()));
     controllers.spawn(serviceaccount::run(client.clone()));
-    controllers.spawn(replicaset::run(client.clone()));
-    controllers.spawn(replication::run(client.clone()));
+    controllers.spawn(replicaset::run(client.clone(), pods.follow()));
+    controllers.spawn(replication::run(client.clone(), pods.follow()));
     controllers.spawn(deployment::run(client.clone()));
-    controllers.spawn(daemonset::run(client.clone()));
-    controllers.spawn(statefulset::run(client.clone()));
+    controllers.spawn(daemonset::run(client.clone(), pods.follow()));
+    controllers.spawn(statefulset::run(client.clone(), pods.follow()));
     controllers.spawn(garbagecollector::run(client.clone()));
-    controllers.spawn(job::run(client.clone()));
+    controllers.spawn(job::run(client.clone(), pods.follow()));
     controllers.spawn(cronjob::run(client.clone()));
     controllers.spawn(ttlafterfinished::run(client.clone()));
-    controllers.spawn(endpoint::run(client.clone()));
-    controllers.spawn(endpointslice::run(client.clone()));
-    controllers.spawn(nodelifecycle::run(client.clone(), options.clone()));
+    controllers.spawn(endpoint::run(client.clone(), pods.store(), pods.follow()));
+    controllers.spawn(endpointslice::run(client.clone(), pods.store(), pods.follow()));
+    controllers.spawn(nodelifecycle::run(
+        client.clone(),
+        options.clone(),
+        pods.store(),
+        pods.follow(),
+    ));
     controllers.spawn(nodeipam::run(client.clone(), options.clone()));
     if let Some(root_ca) = options.root_ca.clone() {
         controllers.spawn(rootcacertpublisher::run(client.clone(), root_ca));
     }
-    controllers.spawn(podgc::run(client.clone(), options));
+    controllers.spawn(podgc::run(client.clone(), options, pods.store()));
+    controllers.spawn(pods.run(client.clone()));
     tokio::select! {
         _ = controllers.join_all() => tracing::warn!("controllers stopped"),
         _ = shutdown => {}

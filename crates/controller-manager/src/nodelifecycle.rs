@@ -70,12 +70,16 @@ const MONITORED: [&str; 4] = ["Ready", "MemoryPressure", "DiskPressure", "PIDPre
 const ZONE: &str = "topology.kubernetes.io/zone";
 const REGION: &str = "topology.kubernetes.io/region";
 
-pub async fn run(client: kube::Client, options: ControllerManagerOptions) {
+pub async fn run(
+    client: kube::Client,
+    options: ControllerManagerOptions,
+    pods: Store<Pod>,
+    changes: crate::informer::PodChanges,
+) {
     let (nodes, nodes_reflector) = crate::reflect(Api::<Node>::all(client.clone()), watcher::Config::default());
     let leases_api = Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE);
     let (leases, leases_reflector) = crate::reflect(leases_api, watcher::Config::default());
-    let eviction = Controller::new(Api::<Pod>::all(client.clone()), watcher::Config::default());
-    let pods = eviction.store();
+    let eviction = Controller::for_stream(changes, pods.clone());
     let on_node = {
         let pods = pods.clone();
         move |node: Node| pods_to_check(&pods, &node)

@@ -32,8 +32,7 @@ use crate::{ControllerManagerOptions, Error};
 
 const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
 
-pub async fn run(client: kube::Client, options: ControllerManagerOptions) {
-    let (pods, pods_reflector) = crate::reflect(Api::<Pod>::all(client.clone()), watcher::Config::default());
+pub async fn run(client: kube::Client, options: ControllerManagerOptions, pods: Store<Pod>) {
     let (nodes, nodes_reflector) = crate::reflect(Api::<Node>::all(client.clone()), watcher::Config::default());
     let collector = async {
         let _ = pods.wait_until_ready().await;
@@ -55,7 +54,7 @@ pub async fn run(client: kube::Client, options: ControllerManagerOptions) {
             }
         }
     };
-    tokio::join!(pods_reflector, nodes_reflector, collector);
+    tokio::join!(nodes_reflector, collector);
 }
 
 struct Pass<'a> {

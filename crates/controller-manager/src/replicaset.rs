@@ -32,6 +32,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::Error;
+use crate::informer::PodChanges;
 
 /// Upstream's `burstReplicas`: at most this many creations or deletions per sync.
 const BURST_REPLICAS: usize = 500;
@@ -105,20 +106,19 @@ impl Replicated for ReplicationController {
     same_shape_accessors!();
 }
 
-pub async fn run(client: kube::Client) {
-    run_for::<ReplicaSet>(client).await
+pub async fn run(client: kube::Client, pods: PodChanges) {
+    run_for::<ReplicaSet>(client, pods).await
 }
 
 /// Runs the controller for one kind of [`Replicated`] object.
-pub(crate) async fn run_for<K: Replicated>(client: kube::Client) {
+pub(crate) async fn run_for<K: Replicated>(client: kube::Client, pods: PodChanges) {
     let sets: Api<K> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
     let controller = Controller::new(sets, watcher::Config::default());
     let store = controller.store();
     // Owned pods map to their owner; orphans to every set that could adopt them.
     let mapper = move |pod: Pod| owners_or_adopters::<K>(&store, &pod, K::selector);
     controller
-        .watches(pods, watcher::Config::default(), mapper)
+        .watches_stream(pods, mapper)
         .run(reconcile::<K>, error_policy::<K>, Arc::new(client))
         .for_each(|_| futures::future::ready(()))
         .await;

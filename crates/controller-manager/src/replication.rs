@@ -8,6 +8,6 @@
 
 use k8s_openapi::api::core::v1::ReplicationController;
 
-pub async fn run(client: kube::Client) {
-    crate::replicaset::run_for::<ReplicationController>(client).await
+pub async fn run(client: kube::Client, pods: crate::informer::PodChanges) {
+    crate::replicaset::run_for::<ReplicationController>(client, pods).await
 }

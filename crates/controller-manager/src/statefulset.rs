@@ -51,14 +51,13 @@ const COMPONENT: &str = "statefulset-controller";
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 
-pub async fn run(client: kube::Client) {
+pub async fn run(client: kube::Client, pods: crate::informer::PodChanges) {
     let sets: Api<StatefulSet> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
     let controller = Controller::new(sets, watcher::Config::default());
     let store = controller.store();
     let mapper = move |pod: Pod| owners_or_adopters::<StatefulSet>(&store, &pod, |s| selector_of(s).cloned());
     controller
-        .watches(pods, watcher::Config::default(), mapper)
+        .watches_stream(pods, mapper)
         .run(reconcile, error_policy, Arc::new(client))
         .for_each(|_| futures::future::ready(()))
         .await;

@@ -65,7 +65,7 @@ pub struct Context {
     backoff: backoff::Store,
 }
 
-pub async fn run(client: kube::Client) {
+pub async fn run(client: kube::Client, pods: crate::informer::PodChanges) {
     let jobs: Api<Job> = Api::all(client.clone());
     let controller = Controller::new(jobs, watcher::Config::default());
     let store = controller.store();
@@ -77,7 +77,7 @@ pub async fn run(client: kube::Client) {
         backoff: backoff::Store::default(),
     });
     let jobs = controller
-        .watches(Api::<Pod>::all(client.clone()), watcher::Config::default(), mapper)
+        .watches_stream(pods, mapper)
         .run(reconcile, error_policy, context)
         .for_each(|_| futures::future::ready(()));
     tokio::join!(jobs, orphans::run(client, jobs_cache));
