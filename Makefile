@@ -34,6 +34,8 @@ build: deps
 bench: deps
 	cargo run --release --locked -p capstan-bench -- store
 	cargo run --release --locked -p capstan-bench -- lease-churn
+	cargo build --release --locked -p capstan
+	cargo run --release --locked -p capstan-bench -- pods
 
 deps:
 	@command -v kubectl >/dev/null || { echo "kubectl (v1.32+) is required for the end-to-end tests"; exit 1; }

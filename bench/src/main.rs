@@ -4,6 +4,7 @@
 
 mod api;
 mod lease_churn;
+mod pods;
 mod raw;
 mod report;
 mod scheduler;
@@ -38,6 +39,9 @@ enum Command {
     /// Scheduling throughput on thousands of hollow nodes (upstream
     /// scheduler_perf's scenarios) and the server's peak memory.
     Scheduler(scheduler::SchedulerArgs),
+    /// Pod startup latency on a real node (containerd) next to the raw CRI
+    /// floor, node Ready time and the server's memory with running pods.
+    Pods(pods::PodsArgs),
 }
 
 fn main() -> Result<()> {
@@ -51,6 +55,7 @@ fn main() -> Result<()> {
         Command::LeaseChurn(args) => runtime.block_on(lease_churn::run(args)),
         Command::Api(args) => runtime.block_on(api::run(args)),
         Command::Scheduler(args) => runtime.block_on(scheduler::run(args)),
+        Command::Pods(args) => runtime.block_on(pods::run(args)),
     }
 }
 

@@ -107,7 +107,8 @@ impl Listening {
         Ok(self.pki.issue_serving_cert(node_name, sans)?)
     }
 
-    /// The cluster CA certificate (PEM): kubelets verify the API server's client certificate against it.
+    /// The cluster CA certificate (PEM), which clients verify the API with (and kubelets the API server's
+    /// client certificate).
     pub fn ca_pem(&self) -> &str {
         self.pki.ca_pem()
     }

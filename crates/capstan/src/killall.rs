@@ -1,6 +1,7 @@
 //! `capstan killall`: stop and remove everything a node on this data dir
 //! started (sandboxes, containers, containerd, shims, mounts, netns,
-//! cgroups, the CNI bridge and its firewall rules), like `k3s-killall.sh`.
+//! cgroups, the CNI bridge and its firewall rules, the service proxy's
+//! table and route), like `k3s-killall.sh`.
 
 use std::path::PathBuf;
 
@@ -30,6 +31,9 @@ impl KillallArgs {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let report = runtime.block_on(killall(&options)).context("killall")?;
         println!("{report:?}");
+        // The service proxy's table and route (a clean shutdown removes them too).
+        capstan_proxy::nft::delete_table("capstan-proxy").context("removing the proxy's nftables table")?;
+        capstan_proxy::routes::remove().context("removing the service route")?;
         Ok(())
     }
 }

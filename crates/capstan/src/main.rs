@@ -10,6 +10,7 @@
 mod agent;
 mod component;
 mod dns;
+mod image;
 mod killall;
 mod server;
 
@@ -43,7 +44,7 @@ enum Command {
     /// Print the admin kubeconfig.
     Kubeconfig(KubeconfigArgs),
     /// Import and list container images.
-    Image,
+    Image(image::ImageArgs),
     /// Stop and remove everything a node on this data dir started.
     Killall(killall::KillallArgs),
 }
@@ -57,14 +58,14 @@ impl Command {
             | Command::Kubeconfig(_)
             | Command::Scheduler(_)
             | Command::ControllerManager(_)
-            | Command::Killall(_) => {
+            | Command::Killall(_)
+            | Command::Image(_) => {
                 return None;
             }
             Command::Apiserver => ("apiserver", "the API server (issue #3)"),
             Command::Kubelet => ("kubelet", "the kubelet (issue #5)"),
             Command::Proxy => ("proxy", "the service proxy (issue #6)"),
             Command::Token => ("token", "node join with a token (roadmap)"),
-            Command::Image => ("image", "image import (issue #5)"),
         };
         Some(format!("capstan {name}: not built yet; it arrives with {part}"))
     }
@@ -110,6 +111,7 @@ fn main() -> std::process::ExitCode {
         Command::Server(args) => server::run(*args),
         Command::Kubeconfig(args) => args.run(),
         Command::Killall(args) => args.run(),
+        Command::Image(args) => args.run(),
         Command::Agent(args) => args.run(),
         Command::Scheduler(args) => args.run(component::Component::Scheduler),
         Command::ControllerManager(args) => args.run(component::Component::ControllerManager),

@@ -153,10 +153,17 @@ async fn serve(args: ServerArgs) -> Result<()> {
     let revision = store.current_revision().await?;
     tracing::info!(?endpoint, revision, "datastore open");
 
+    // Components stop first and the API server last, so that they can
+    // still release their leader leases on the way out.
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let compactor = args
-        .compaction()
-        .map(|policy| tokio::spawn(capstan_store::compaction::run(store.clone(), policy, stopped.clone())));
+    let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
+    let compactor = args.compaction().map(|policy| {
+        tokio::spawn(capstan_store::compaction::run(
+            store.clone(),
+            policy,
+            api_stopped.clone(),
+        ))
+    });
     let listening = Listening::bind(&args.serve_options()?, store.clone()).await?;
     let controller_options = capstan_controller_manager::ControllerManagerOptions {
         root_ca: Some(listening.ca_pem().to_string()),
@@ -197,7 +204,8 @@ async fn serve(args: ServerArgs) -> Result<()> {
         }
         None => None,
     };
-    let mut api = tokio::spawn(listening.serve(stopping(&stopped)));
+    let proxy_client = node_client.clone();
+    let mut api = tokio::spawn(listening.serve(stopping(&api_stopped)));
     let mut node = node_client.map(|client| {
         let (node_args, data_dir, domain, tls, stop) = (
             args.node.clone(),
@@ -207,6 +215,17 @@ async fn serve(args: ServerArgs) -> Result<()> {
             stopping(&stopped),
         );
         tokio::spawn(async move { crate::agent::run_node(client, &node_args, &data_dir, &domain, tls, stop).await })
+    });
+    // The node's service proxy shares the node's identity.
+    let proxy = proxy_client.map(|client| {
+        let options = capstan_proxy::ProxyOptions {
+            node_name: args.node.node_name(),
+            cluster_cidr: controller_options.cluster_cidr,
+            service_cidr: args.service_cidr.trunc(),
+            table: "capstan-proxy".into(),
+            min_sync_period: capstan_proxy::MIN_SYNC_PERIOD,
+        };
+        tokio::spawn(capstan_proxy::run(client, options, stopping(&stopped)))
     });
     let dns = dns_client.map(|client| {
         let (dns, stop) = (args.dns.clone(), stopping(&stopped));
@@ -235,6 +254,7 @@ async fn serve(args: ServerArgs) -> Result<()> {
         result = async { node.as_mut().expect("guarded").await }, if node.is_some() => {
             // The node only returns early when it cannot run: so does the server.
             let _ = stop.send(true);
+            let _ = stop_api.send(true);
             result.context("node task")?.context("running the node")?;
             return Ok(());
         }
@@ -251,6 +271,9 @@ async fn serve(args: ServerArgs) -> Result<()> {
     for component in components {
         let _ = component.await;
     }
+    if let Some(proxy) = proxy {
+        let _ = proxy.await;
+    }
     if let Some(dns) = dns {
         match dns.await {
             Ok(Err(err)) => tracing::error!("cluster DNS: {err:#}"),
@@ -258,6 +281,7 @@ async fn serve(args: ServerArgs) -> Result<()> {
             Ok(Ok(())) => {}
         }
     }
+    let _ = stop_api.send(true);
     match tokio::time::timeout(Duration::from_secs(15), api).await {
         Ok(result) => result.context("API server task")??,
         Err(_) => tracing::warn!("the API server did not stop within 15 s"),

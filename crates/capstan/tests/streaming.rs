@@ -82,10 +82,8 @@ fn logs_follow_tail_timestamps_previous_and_errors() {
     c.ok_in(&["apply", "-f", "-"], &pod_yaml("ticker", ticker, ""));
     let restarting = "echo attempt; sleep 1; exit 1";
     c.ok_in(&["apply", "-f", "-"], &pod_yaml("restarting", restarting, ""));
-    let missing = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: missing\nspec:\n  containers:\n  - name: main\n    image: capstan-e2e/missing:1\n    imagePullPolicy: Never\n"
-    );
-    c.ok_in(&["apply", "-f", "-"], &missing);
+    let missing = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: missing\nspec:\n  containers:\n  - name: main\n    image: capstan-e2e/missing:1\n    imagePullPolicy: Never\n";
+    c.ok_in(&["apply", "-f", "-"], missing);
     wait_pod(&c, "ticker", running);
     std::thread::sleep(Duration::from_secs(1));
 

@@ -21,6 +21,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Restart back-off: doubling from the first to the last value.
 const RESTART_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(10));
+/// containerd's log is rotated at (re)start once it is this large.
+const LOG_ROTATE_BYTES: u64 = 10 * 1024 * 1024;
 /// A containerd that ran this long before dying restarts without delay.
 const STABLE_RUN: Duration = Duration::from_secs(60);
 
@@ -115,9 +117,14 @@ fn prepare_state_dir(config: &ContainerdConfig) -> Result<(), Error> {
     fs::write(&file, config.render()).map_err(Error::io(format!("writing {}", file.display())))
 }
 
-/// Starts containerd in a session of its own, output appended to its log.
+/// Starts containerd in a session of its own, output appended to its log
+/// (the previous log is kept as `containerd.log.1` once it reaches
+/// [`LOG_ROTATE_BYTES`]).
 fn spawn(config: &ContainerdConfig) -> Result<Child, Error> {
     let log_path = config.state_dir.join("containerd.log");
+    if fs::metadata(&log_path).is_ok_and(|m| m.len() >= LOG_ROTATE_BYTES) {
+        let _ = fs::rename(&log_path, log_path.with_extension("log.1"));
+    }
     let log = OpenOptions::new()
         .create(true)
         .append(true)

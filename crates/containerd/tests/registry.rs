@@ -115,3 +115,35 @@ async fn a_registries_yaml_mirror_is_used_through_hosts_toml() {
     );
     containerd.stop().await;
 }
+
+#[tokio::test]
+async fn a_wildcard_mirror_applies_to_every_registry() {
+    let rt = TestRuntime::new();
+    let registry = LocalRegistry::start();
+    let tarball = registry.dir().join("bb.tar");
+    busybox_image("docker.io/capstan-test/busybox:push")
+        .write_to(&tarball)
+        .unwrap();
+    registry.push(&tarball, "capstan-test/busybox:wild");
+
+    let registries = rt.data_dir().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        format!("mirrors:\n  \"*\":\n    endpoint: [\"http://{}\"]\n", registry.addr),
+    )
+    .unwrap();
+    let mut config = rt.config();
+    config.registry_config = Some(registries);
+    let containerd = Containerd::start(config).await.expect("containerd starts");
+    let mut images = ImageServiceClient::new(cri::channel(containerd.endpoint()).await.unwrap());
+    let auth = AuthConfig {
+        username: registry.username.clone(),
+        password: registry.password.clone(),
+        ..Default::default()
+    };
+    images
+        .pull_image(pull_request("127.0.0.3:9/capstan-test/busybox:wild", Some(auth)))
+        .await
+        .expect("pull through the wildcard mirror");
+    containerd.stop().await;
+}

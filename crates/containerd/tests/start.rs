@@ -67,3 +67,38 @@ async fn a_killed_containerd_is_restarted() {
     }
     containerd.stop().await;
 }
+
+#[tokio::test]
+async fn a_containerd_left_by_a_crashed_capstan_is_replaced() {
+    let rt = TestRuntime::new();
+    // A capstan that crashed: its containerd runs on, unsupervised.
+    let config = rt.config();
+    let stale = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let containerd = runtime.block_on(Containerd::start(config)).expect("containerd starts");
+        let pid = containerd.pid().unwrap();
+        std::mem::forget(containerd);
+        pid
+    })
+    .join()
+    .unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{stale}")).exists());
+
+    let containerd = Containerd::start(rt.config())
+        .await
+        .expect("containerd starts over the stale one");
+    let pid = containerd.pid().unwrap();
+    assert_ne!(pid, stale);
+    let stat = std::fs::read_to_string(format!("/proc/{stale}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "the stale containerd {stale} still runs: {stat}"
+    );
+    cri::version(containerd.endpoint())
+        .await
+        .expect("the new containerd answers");
+    containerd.stop().await;
+}

@@ -13,9 +13,11 @@
 //!   ([`backoff`]), reported as `ImagePullBackOff`.
 //!
 //! Failures carry upstream's waiting reasons and messages ([`ImageError`]),
-//! which the pod worker puts in the container's `state.waiting`.
+//! which the pod worker puts in the container's `state.waiting`; what
+//! happens is also posted as upstream's Events ([`events`]).
 
 mod backoff;
+pub mod events;
 pub mod keyring;
 pub mod reference;
 
@@ -27,6 +29,7 @@ use kube::Api;
 
 use crate::cri::{Cri, api};
 pub use backoff::Backoff;
+use events::{ImageEvents, go_duration};
 use keyring::Keyring;
 
 /// Upstream's image pull back-off: 10 s, doubling, at most 300 s.
@@ -102,6 +105,7 @@ impl PullPolicy {
 pub struct ImageManager {
     registries: Registries,
     backoff: Backoff,
+    events: ImageEvents,
 }
 
 impl ImageManager {
@@ -111,7 +115,14 @@ impl ImageManager {
         ImageManager {
             registries,
             backoff: Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX),
+            events: ImageEvents::default(),
         }
+    }
+
+    /// Posts upstream's image Events (`Pulling`, `Pulled`, `Failed`, `BackOff` …).
+    pub fn with_events(mut self, events: ImageEvents) -> ImageManager {
+        self.events = events;
+        self
     }
 
     /// Makes sure `container`'s image is present, pulling it as its pull
@@ -125,47 +136,69 @@ impl ImageManager {
         container: &Container,
     ) -> Result<String, ImageError> {
         let requested = container.image.as_deref().unwrap_or_default();
-        let image = reference::with_default_tag(requested).map_err(|err| ImageError {
-            reason: ImageErrorReason::InvalidImageName,
-            message: format!("Failed to apply default image tag {requested:?}: {err}"),
-        })?;
+        let fail = |reason: ImageErrorReason, event: &str, message: String| {
+            self.events.warning(pod, container, event, message.clone());
+            Err(ImageError { reason, message })
+        };
+        let image = match reference::with_default_tag(requested) {
+            Ok(image) => image,
+            Err(err) => {
+                let message = format!("Failed to apply default image tag {requested:?}: {err}");
+                return fail(ImageErrorReason::InvalidImageName, "InspectFailed", message);
+            }
+        };
         let policy = PullPolicy::of(container);
         if policy != PullPolicy::Always {
-            match image_ref(cri, &image).await {
-                Ok(Some(id)) => return Ok(id),
+            match image_status(cri, &image).await {
+                Ok(Some(found)) => {
+                    let message = format!("Container image {requested:?} already present on machine");
+                    self.events.normal(pod, container, "Pulled", message);
+                    return Ok(found.id);
+                }
                 Ok(None) if policy == PullPolicy::Never => {
-                    return Err(ImageError {
-                        reason: ImageErrorReason::ErrImageNeverPull,
-                        message: format!("Container image {requested:?} is not present with pull policy of Never"),
-                    });
+                    let message = format!("Container image {requested:?} is not present with pull policy of Never");
+                    return fail(ImageErrorReason::ErrImageNeverPull, "ErrImageNeverPull", message);
                 }
                 Ok(None) => {}
                 Err(status) => {
-                    return Err(ImageError {
-                        reason: ImageErrorReason::ImageInspectError,
-                        message: format!("Failed to inspect image {requested:?}: {}", go_status(&status)),
-                    });
+                    let message = format!("Failed to inspect image {requested:?}: {}", go_status(&status));
+                    return fail(ImageErrorReason::ImageInspectError, "InspectFailed", message);
                 }
             }
         }
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         let key = format!("{uid}_{requested}");
         if self.backoff.in_backoff(&key, Instant::now()) {
+            let message = format!("Back-off pulling image {requested:?}");
+            self.events.normal(pod, container, "BackOff", message.clone());
             return Err(ImageError {
                 reason: ImageErrorReason::ImagePullBackOff,
-                message: format!("Back-off pulling image {requested:?}"),
+                message,
             });
         }
-        tracing::info!(image = requested, pod = pod.metadata.name.as_deref(), "pulling image");
+        self.events
+            .normal(pod, container, "Pulling", format!("Pulling image {requested:?}"));
         let started = Instant::now();
         match self.pull(cri, client, pod, &image).await {
             Ok(image_ref) => {
-                tracing::info!(image = requested, elapsed = ?started.elapsed(), "pulled image");
+                let elapsed = go_duration(started.elapsed());
+                let size = image_status(cri, &image_ref).await.ok().flatten().map_or(0, |i| i.size);
+                let message = format!(
+                    "Successfully pulled image {requested:?} in {elapsed} ({elapsed} including waiting). Image size: {size} bytes."
+                );
+                tracing::info!(image = requested, %elapsed, "pulled image");
+                self.events.normal(pod, container, "Pulled", message);
                 Ok(image_ref)
             }
             Err(message) => {
                 tracing::warn!(image = requested, %message, "failed to pull image");
                 self.backoff.next(&key, Instant::now());
+                self.events.warning(
+                    pod,
+                    container,
+                    "Failed",
+                    format!("Failed to pull image {requested:?}: {message}"),
+                );
                 Err(ImageError {
                     reason: ImageErrorReason::ErrImagePull,
                     message,
@@ -220,8 +253,8 @@ impl ImageManager {
     }
 }
 
-/// The image's ID if the runtime has it.
-async fn image_ref(cri: &Cri, image: &str) -> Result<Option<String>, tonic::Status> {
+/// The image, if the runtime has it.
+async fn image_status(cri: &Cri, image: &str) -> Result<Option<api::Image>, tonic::Status> {
     let request = api::ImageStatusRequest {
         image: Some(api::ImageSpec {
             image: image.to_string(),
@@ -229,8 +262,7 @@ async fn image_ref(cri: &Cri, image: &str) -> Result<Option<String>, tonic::Stat
         }),
         verbose: false,
     };
-    let status = cri.images.clone().image_status(request).await?.into_inner();
-    Ok(status.image.map(|image| image.id))
+    Ok(cri.images.clone().image_status(request).await?.into_inner().image)
 }
 
 /// The keyring of the pod's imagePullSecrets; a secret that cannot be read

@@ -34,6 +34,7 @@ use crate::cri::Cri;
 use crate::dns::{ClusterDns, HostResolv};
 use crate::fieldpath::NodeFacts;
 use crate::images::ImageManager;
+use crate::images::events::ImageEvents;
 use crate::network::Network;
 use crate::node::{self, NodeConfig};
 use crate::pod_workers::PodWorkers;
@@ -159,7 +160,8 @@ impl Kubelet {
                 domain: options.cluster_domain.clone(),
             },
             host_resolv: HostResolv::read(),
-            images: ImageManager::new(options.registries.clone()),
+            images: ImageManager::new(options.registries.clone())
+                .with_events(ImageEvents::new(client.clone(), &options.node_name)),
             options,
         });
         let server = kubelet_server(&ctx);

@@ -497,6 +497,16 @@ fn tempdir() -> TempDir {
 
 /// Starts `capstan server` on `dir` (on `port`, or a free one if 0);
 /// its log is appended to `<dir>/server.log`.
+/// Servers run side by side: each answers DNS on a port of its own, unless
+/// the test chose one.
+fn own_dns_port(args: &[String]) -> Vec<&'static str> {
+    if args.iter().any(|a| a == "--dns-listen" || a == "--disable-dns") {
+        Vec::new()
+    } else {
+        vec!["--dns-listen", "127.0.0.1:0"]
+    }
+}
+
 fn spawn_server(dir: &TempDir, port: u16, args: &[String]) -> (Child, u16) {
     let port = if port == 0 { free_port() } else { port };
     let log = std::fs::OpenOptions::new()
@@ -510,6 +520,7 @@ fn spawn_server(dir: &TempDir, port: u16, args: &[String]) -> (Child, u16) {
         .arg(dir.path().join("data"))
         .args(["--https-listen-port", &port.to_string(), "--bind-address", "127.0.0.1"])
         .args(args)
+        .args(own_dns_port(args))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
