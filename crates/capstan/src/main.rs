@@ -9,8 +9,8 @@
 
 mod agent;
 mod component;
-mod killall;
 mod dns;
+mod killall;
 mod server;
 
 use clap::{Parser, Subcommand};
