@@ -33,6 +33,28 @@ fn wait_pod(c: &Cluster, name: &str, timeout: Duration, done: impl Fn(&Value) ->
     );
 }
 
+/// Waits until pod `name` has an Event with `reason` and `message`
+/// (Events are posted off the pod's critical path).
+fn wait_event(c: &Cluster, name: &str, reason: &str, message: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let selector = format!("involvedObject.name={name}");
+    loop {
+        let events = c.get_json(&["get", "events", "--field-selector", &selector]);
+        let found = events["items"].as_array().into_iter().flatten().any(|e| {
+            let note = e["message"].as_str().or(e["note"].as_str()).unwrap_or("");
+            e["reason"] == reason && note == message
+        });
+        if found {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {reason} event {message:?} for {name}: {events}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -243,6 +265,8 @@ fn httpd_pod_answers_on_its_pod_ip() {
         }
     };
     assert!(body.contains("hello-from-capstan"), "{body}");
+    wait_event(&c, "web", "Created", "Created container main");
+    wait_event(&c, "web", "Started", "Started container main");
 }
 
 #[test]
