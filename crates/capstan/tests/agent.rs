@@ -53,6 +53,35 @@ fn an_agent_without_a_readable_kubeconfig_says_so() {
     );
 }
 
+/// `capstan agent` runs a real node joined to a server.
+#[test]
+fn a_real_agent_joins_a_server_and_runs_its_pods() {
+    let c = Cluster::start();
+    let node = c.join_agent("joined");
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: done\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {}\n    command: [\"sh\", \"-c\", \"echo ran-on-$(hostname) > /dev/termination-log\"]\n",
+        common::BUSYBOX
+    );
+    c.ok_in(&["apply", "-f", "-"], &pod);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let pod = c.get_json(&["get", "pod", "done"]);
+        if pod["status"]["phase"] == "Succeeded" {
+            assert_eq!(pod["spec"]["nodeName"], "joined");
+            let message = &pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"];
+            assert_eq!(message, "ran-on-done\n");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}\n{}",
+            pod["status"],
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn hollow_nodes_register_ready_and_renew_leases_until_killed() {
     let c = Cluster::start();

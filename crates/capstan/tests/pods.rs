@@ -33,6 +33,28 @@ fn wait_pod(c: &Cluster, name: &str, timeout: Duration, done: impl Fn(&Value) ->
     );
 }
 
+/// Waits until pod `name` has an Event with `reason` and `message`
+/// (Events are posted off the pod's critical path).
+fn wait_event(c: &Cluster, name: &str, reason: &str, message: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let selector = format!("involvedObject.name={name}");
+    loop {
+        let events = c.get_json(&["get", "events", "--field-selector", &selector]);
+        let found = events["items"].as_array().into_iter().flatten().any(|e| {
+            let note = e["message"].as_str().or(e["note"].as_str()).unwrap_or("");
+            e["reason"] == reason && note == message
+        });
+        if found {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {reason} event {message:?} for {name}: {events}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -243,6 +265,8 @@ fn httpd_pod_answers_on_its_pod_ip() {
         }
     };
     assert!(body.contains("hello-from-capstan"), "{body}");
+    wait_event(&c, "web", "Created", "Created container main");
+    wait_event(&c, "web", "Started", "Started container main");
 }
 
 #[test]
@@ -649,4 +673,65 @@ spec:
         assert_eq!(init["state"]["terminated"]["reason"], "Completed", "{init}");
     }
     assert_eq!(condition(&pod, "Initialized")["status"], "True");
+}
+
+#[test]
+fn host_network_and_host_port_pods_answer_on_the_node() {
+    let c = Cluster::start_node();
+    let host_port = common::free_port();
+    let host_net_port = common::free_port();
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: mapped
+spec:
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    command: ["sh", "-c", "mkdir -p /www && echo via-host-port > /www/index.html && exec httpd -f -p 80 -h /www"]
+    ports:
+    - {{containerPort: 80, hostPort: {host_port}}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hostnet
+spec:
+  hostNetwork: true
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    command: ["sh", "-c", "mkdir -p /www && echo via-host-network > /www/index.html && exec httpd -f -p {host_net_port} -h /www"]
+"#
+    );
+    c.ok_in(&["apply", "-f", "-"], &yaml);
+    let mapped = wait_pod(&c, "mapped", Duration::from_secs(60), running_and_ready);
+    let hostnet = wait_pod(&c, "hostnet", Duration::from_secs(60), running_and_ready);
+    let node_ip = mapped["status"]["hostIP"].as_str().unwrap().to_string();
+    assert_eq!(
+        hostnet["status"]["podIP"],
+        node_ip.as_str(),
+        "a hostNetwork pod has the node's IP"
+    );
+    let get = |addr: String| -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let attempt =
+                TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)).and_then(|mut s| {
+                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+                    let mut body = String::new();
+                    s.read_to_string(&mut body)?;
+                    Ok(body)
+                });
+            match attempt {
+                Ok(body) => return body,
+                Err(err) if Instant::now() > deadline => panic!("GET http://{addr}/: {err}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    };
+    assert!(get(format!("{node_ip}:{host_port}")).contains("via-host-port"));
+    assert!(get(format!("{node_ip}:{host_net_port}")).contains("via-host-network"));
 }

@@ -2,7 +2,8 @@
 //! `capstan server` with its real node — through the API server's proxy and the kubelet's streaming
 //! server to containerd. kubectl tries WebSocket first; each test also forces the SPDY fallback once
 //! (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`, `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`), so both
-//! transports are proven.
+//! transports are proven. The Python client (WebSocket `v4.channel.k8s.io` for exec and port-forward) is
+//! checked too.
 
 mod common;
 
@@ -364,4 +365,43 @@ fn port_forward_then_http_through_it() {
             assert!(answer.ends_with("forwarded-ok\n"), "{env:?}: {answer}");
         }
     }
+
+    // The Python client: exec and port-forward over WebSocket v4 channels.
+    let script = r#"
+import sys
+from kubernetes import client, config
+from kubernetes.stream import portforward, stream
+config.load_kube_config(config_file=sys.argv[1])
+api = client.CoreV1Api()
+out = stream(api.connect_get_namespaced_pod_exec, "web", "default", command=["sh", "-c", "echo py-exec"],
+             stderr=True, stdin=False, stdout=True, tty=False)
+print(out, end="")
+pf = portforward(api.connect_get_namespaced_pod_portforward, "web", "default", ports="8080")
+sock = pf.socket(8080)
+sock.setblocking(True)
+sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+data = b""
+while True:
+    chunk = sock.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+sock.close()
+print(data.decode(), end="")
+assert pf.error(8080) is None, pf.error(8080)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(c.kubeconfig())
+        .output()
+        .expect("python3 (the Makefile installs the kubernetes package)");
+    assert!(
+        out.status.success(),
+        "python: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let printed = text(&out.stdout);
+    assert!(printed.starts_with("py-exec\n"), "{printed}");
+    assert!(printed.ends_with("forwarded-ok\n"), "{printed}");
 }

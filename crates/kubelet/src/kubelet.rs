@@ -87,6 +87,8 @@ pub struct Context {
     pub host_resolv: HostResolv,
     /// Pull policy, credentials and pull back-off for every pod's images.
     pub images: ImageManager,
+    /// The kubelet's Events about containers (Created, Started, Killing, BackOff …).
+    pub events: ImageEvents,
     /// Host IPs and allocatable, for the downward API.
     pub node_facts: NodeFacts,
     /// The node's memory, the limit of containers that set none.
@@ -144,6 +146,7 @@ impl Kubelet {
             .as_ref()
             .and_then(|s| s.allocatable.clone())
             .unwrap_or_default();
+        let events = ImageEvents::new(client.clone(), &options.node_name);
         let ctx = Arc::new(Context {
             node_facts: NodeFacts {
                 host_ips: vec![node_ip.to_string()],
@@ -160,8 +163,8 @@ impl Kubelet {
                 domain: options.cluster_domain.clone(),
             },
             host_resolv: HostResolv::read(),
-            images: ImageManager::new(options.registries.clone())
-                .with_events(ImageEvents::new(client.clone(), &options.node_name)),
+            images: ImageManager::new(options.registries.clone()).with_events(events.clone()),
+            events,
             options,
         });
         let server = kubelet_server(&ctx);

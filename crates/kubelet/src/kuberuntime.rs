@@ -406,6 +406,12 @@ impl PodRuntime {
                     message,
                 },
             );
+            let note = format!(
+                "Back-off restarting failed container {} in pod {}",
+                container.name,
+                pod_key(pod)
+            );
+            self.ctx.events.warning(pod, container, "BackOff", note);
             return (false, Some(left + Duration::from_millis(50)));
         }
         self.backoff.next(&key, now);
@@ -431,6 +437,16 @@ impl PodRuntime {
                 true
             }
             Err((created, why)) => {
+                let image_reason = matches!(
+                    why.reason.as_str(),
+                    "ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull" | "InvalidImageName"
+                );
+                if !image_reason {
+                    // Image failures have their own events (posted by the image manager).
+                    self.ctx
+                        .events
+                        .warning(pod, container, "Failed", format!("Error: {}", why.message));
+                }
                 tracing::info!(pod = %pod_key(pod), container = %container.name, reason = %why.reason, message = %why.message, "container not started");
                 self.waiting.insert(container.name.clone(), why);
                 created
@@ -505,6 +521,8 @@ impl PodRuntime {
             .map_err(|s| (false, waiting("CreateContainerError", s.message().to_string())))?
             .into_inner()
             .container_id;
+        let created = format!("Created container {}", container.name);
+        self.ctx.events.normal(pod, container, "Created", created);
         runtime
             .start_container(StartContainerRequest {
                 container_id: id.clone(),
@@ -512,6 +530,8 @@ impl PodRuntime {
             .await
             .map_err(|s| (true, waiting("RunContainerError", s.message().to_string())))?;
         tracing::info!(pod = %pod_key(pod), container = %container.name, id = %id, restart_count, "container started");
+        let started = format!("Started container {}", container.name);
+        self.ctx.events.normal(pod, container, "Started", started);
         let target = self.probe_target(&pod_ips, &id);
         if let Err(err) = lifecycle::post_start(pod, container, &target).await {
             tracing::warn!(pod = %pod_key(pod), container = %container.name, %err, "FailedPostStartHook");
@@ -604,11 +624,18 @@ impl PodRuntime {
                 });
                 self.probes.insert(run.id.clone(), probes);
             }
+            let probes = self.probes.get_mut(&run.id).expect("inserted above");
+            while let Ok(event) = probes.events.try_recv() {
+                self.ctx.events.warning(pod, container, event.reason, event.message);
+            }
             let failed = self.probes[&run.id].state.borrow().failed.clone();
             if let Some(failure) = failed {
                 let policy = spec.restart_policy.as_deref().unwrap_or("Always");
                 let will_restart = policy != "Never";
                 tracing::info!(pod = %pod_key(pod), container = %run.name, reason = failure.reason(), "{}", failure.kill_message(will_restart));
+                self.ctx
+                    .events
+                    .normal(pod, container, "Killing", failure.kill_message(will_restart));
                 let grace = failure.grace_period_seconds.unwrap_or_else(|| pod_grace(pod));
                 self.stop_container(&run.id, grace).await;
                 self.probes.remove(&run.id);
@@ -645,6 +672,8 @@ impl PodRuntime {
             .find(|c| c.name == run.name);
         let grace = match container {
             Some(container) => {
+                let stopping = format!("Stopping container {}", container.name);
+                self.ctx.events.normal(pod, container, "Killing", stopping);
                 let target = self.probe_target(pod_ips, &run.id);
                 lifecycle::pre_stop(pod, container, &target, grace)
                     .await

@@ -529,6 +529,22 @@ async fn kubelet_server_streams_through_containerd() {
     assert!(answer.ends_with("hello-port-forward\n"), "{answer}");
     tunnelled.close().await;
 
+    // Port-forward over the WebSocket channel protocol (older clients): the port prefix on both channels, then
+    // the answer on the data channel.
+    let mut ws = kubelet
+        .websocket("/portForward/default/p?port=8080", websocket::V4_CHANNEL)
+        .await;
+    ws.send(Message::Binary(Bytes::from_static(
+        b"\x00GET /index.html HTTP/1.0\r\n\r\n",
+    )))
+    .await
+    .unwrap();
+    let out = websocket_output(&mut ws).await;
+    assert!(out[0].starts_with(&8080u16.to_le_bytes()), "{:?}", out[0]);
+    let answer = String::from_utf8_lossy(&out[0][2..]).into_owned();
+    assert!(answer.ends_with("hello-port-forward\n"), "{answer}");
+    assert_eq!(out[1], 8080u16.to_le_bytes(), "no error, just the port");
+
     // Stats: the pod and its containers, with cpu and memory.
     let (code, body) = kubelet.get("/stats/summary").await;
     assert_eq!(code, StatusCode::OK, "{body}");

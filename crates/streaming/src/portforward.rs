@@ -7,10 +7,23 @@
 //!
 //! The kubelet does not dial pods itself: containerd's CRI streaming server does that inside the pod's network
 //! namespace. [`relay`] forwards each pair of streams from the caller's session to the runtime's.
+//!
+//! Older WebSocket clients (the Python client, for one) speak a channel protocol instead
+//! (`v4.channel.k8s.io` on `portforward`, ports in the query): one connection per listed port, channel `2i`
+//! carries port `i`'s data and `2i+1` its errors, and the server's first message on each channel is the port
+//! as a little-endian `u16`. [`websocket_relay`] serves it over the same runtime session.
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
 use crate::spdy::{self, Connection, Headers, Incoming, Stream};
+use crate::websocket::ChannelMessage;
 
 /// The sub-protocol name (SPDY `X-Stream-Protocol-Version`).
 pub const PROTOCOL: &str = "portforward.k8s.io";
@@ -129,6 +142,90 @@ async fn forward(back: Connection, port: String, request_id: String, mut error: 
             () = async { to_pod.await; std::future::pending::<()>().await } => {}
         }
     });
+}
+
+/// Serves the WebSocket channel protocol for `ports` over the runtime's session `back`, until every port's
+/// connection has ended or the caller closes the socket.
+pub async fn websocket_relay<S>(ws: WebSocketStream<S>, ports: Vec<u16>, back: Connection)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut messages) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<ChannelMessage>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = out_rx.recv().await {
+            if sink.send(Message::Binary(message.encode())).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let mut to_pod = Vec::new();
+    let mut pumps = tokio::task::JoinSet::new();
+    for (i, port) in ports.iter().enumerate() {
+        let (data_channel, error_channel) = ((2 * i) as u8, (2 * i + 1) as u8);
+        let prefix = Bytes::copy_from_slice(&port.to_le_bytes());
+        for channel in [data_channel, error_channel] {
+            let _ = out_tx.send(ChannelMessage::Data(channel, prefix.clone())).await;
+        }
+        let (port, id) = (port.to_string(), i.to_string());
+        let opened = async {
+            let error = back.open_stream(headers("error", &port, &id)).await?;
+            let data = back.open_stream(headers("data", &port, &id)).await?;
+            Ok::<_, spdy::SessionError>((error, data))
+        };
+        match opened.await {
+            Ok((mut error, data)) => {
+                let _ = error.writer.close().await;
+                let out = out_tx.clone();
+                pumps.spawn(async move {
+                    let mut reader = error.reader;
+                    while let Some(chunk) = reader.recv().await {
+                        let _ = out.send(ChannelMessage::Data(error_channel, chunk)).await;
+                    }
+                });
+                let out = out_tx.clone();
+                let mut reader = data.reader;
+                pumps.spawn(async move {
+                    while let Some(chunk) = reader.recv().await {
+                        if out.send(ChannelMessage::Data(data_channel, chunk)).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                to_pod.push(Some(data.writer));
+            }
+            Err(e) => {
+                let message = format!("error forwarding port {port} to pod: {e}");
+                let _ = out_tx.send(ChannelMessage::Data(error_channel, message.into())).await;
+                to_pod.push(None);
+            }
+        }
+    }
+    drop(out_tx);
+    let caller = async {
+        while let Some(Ok(message)) = messages.next().await {
+            let payload = match message {
+                Message::Binary(payload) => payload,
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if let Some(ChannelMessage::Data(channel, data)) = ChannelMessage::decode(payload, false)
+                && channel % 2 == 0
+                && let Some(Some(writer)) = to_pod.get_mut(usize::from(channel / 2))
+                && writer.write(&data).await.is_err()
+            {
+                to_pod[usize::from(channel / 2)] = None;
+            }
+        }
+    };
+    // Done when the pod side of every port has finished, or the caller went away.
+    tokio::select! {
+        () = caller => pumps.shutdown().await,
+        () = async { while pumps.join_next().await.is_some() {} } => {}
+    }
+    back.close().await;
+    let _ = writer.await;
 }
 
 #[cfg(test)]

@@ -79,48 +79,9 @@ impl Cluster {
 
     /// [`start_node`](Self::start_node) with extra server flags.
     pub fn start_node_with(extra_args: &[&str]) -> Cluster {
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(NODE_LOCK)
-            .expect("open the node lock");
-        {
-            use std::os::unix::io::AsRawFd;
-            // SAFETY: flock on an open file descriptor we own.
-            let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-            assert_eq!(rc, 0, "flock {NODE_LOCK}");
-        }
         let dir = tempdir();
-        build_test_images(&dir.path().join("data/agent/images"));
-        // Names of our own, so that what is left is ours to find.
-        let id = format!(
-            "{:x}",
-            std::process::id() ^ (Instant::now().elapsed().as_nanos() as u32) ^ rand_u32()
-        );
-        let node = Node {
-            name: "e2e-node".into(),
-            kubelet_port: free_port(),
-            cgroup_root: format!("/capstan-e2e-{id}"),
-            bridge: format!("ce{}", &format!("{id:0>8}")[..8]),
-            _lock: lock,
-        };
-        let mut args: Vec<String> = [
-            "--node-name",
-            &node.name,
-            "--kubelet-port",
-            &node.kubelet_port.to_string(),
-            "--cgroup-root",
-            &node.cgroup_root,
-            "--cni-bridge",
-            &node.bridge,
-            // The test machines' disks are shared and often nearly full.
-            "--eviction-hard",
-            "memory.available<1Mi,nodefs.available<1%",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+        let node = Node::prepare("e2e-node", &dir.path().join("data"));
+        let mut args = node.flags();
         args.extend(server_args(extra_args));
         let (child, port) = spawn_server(&dir, 0, &args);
         let cluster = Cluster {
@@ -133,6 +94,52 @@ impl Cluster {
         cluster.wait_ready();
         cluster.wait_node_ready(Duration::from_secs(60));
         cluster
+    }
+
+    /// Joins a real node to this cluster: `capstan agent --server URL
+    /// --kubeconfig FILE` on a data dir of its own; waits until it is Ready.
+    pub fn join_agent(&self, name: &str) -> AgentNode {
+        let data_dir = self.dir.path().join(format!("agent-{name}"));
+        let node = Node::prepare(name, &data_dir);
+        let log = self.dir.path().join(format!("agent-{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .arg("agent")
+            .args(["--server", &format!("https://127.0.0.1:{}", self.port)])
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(node.flags())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("agent log"))
+            .spawn()
+            .expect("start capstan agent");
+        let agent = AgentNode {
+            child,
+            node: Some(node),
+            data_dir,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.kubectl(&[
+                "get",
+                "node",
+                name,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ]);
+            if out.status.success() && String::from_utf8_lossy(&out.stdout) == "True" {
+                return agent;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent node {name} not Ready; log:\n{}",
+                agent.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The real node's name.
@@ -343,6 +350,53 @@ impl Drop for Cluster {
 }
 
 impl Node {
+    /// Takes the machine-wide node lock (waiting for it), picks names and
+    /// ports of the node's own and writes the test images into its data dir.
+    fn prepare(name: &str, data_dir: &Path) -> Node {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(NODE_LOCK)
+            .expect("open the node lock");
+        {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: flock on an open file descriptor we own.
+            let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+            assert_eq!(rc, 0, "flock {NODE_LOCK}");
+        }
+        build_test_images(&data_dir.join("agent/images"));
+        // Names of our own, so that what is left is ours to find.
+        let id = format!("{:08x}", std::process::id() ^ rand_u32());
+        Node {
+            name: name.into(),
+            kubelet_port: free_port(),
+            cgroup_root: format!("/capstan-e2e-{id}"),
+            bridge: format!("ce{}", &id[..8]),
+            _lock: lock,
+        }
+    }
+
+    /// The node flags of `capstan server` and `capstan agent`.
+    fn flags(&self) -> Vec<String> {
+        [
+            "--node-name",
+            &self.name,
+            "--kubelet-port",
+            &self.kubelet_port.to_string(),
+            "--cgroup-root",
+            &self.cgroup_root,
+            "--cni-bridge",
+            &self.bridge,
+            // The test machines' disks are shared and often nearly full.
+            "--eviction-hard",
+            "memory.available<1Mi,nodefs.available<1%",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    }
+
     /// `capstan killall` for the node's data dir, then a check that none
     /// of its processes, mounts, cgroups or its bridge are left.
     fn clean_up(&self, data_dir: &Path) -> Vec<String> {
@@ -392,6 +446,46 @@ fn server_args(extra_args: &[&str]) -> Vec<String> {
         args.extend(["--dns-listen".into(), "127.0.0.1:0".into()]);
     }
     args
+}
+
+/// A real node run by `capstan agent` (see [`Cluster::join_agent`]);
+/// stopped by PID and cleaned up (then checked) when dropped.
+pub struct AgentNode {
+    child: Child,
+    node: Option<Node>,
+    data_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl AgentNode {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentNode {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(node) = self.node.take() {
+            let left = node.clean_up(&self.data_dir);
+            if !left.is_empty() {
+                let message = format!("the agent node left things behind: {left:?}");
+                if std::thread::panicking() {
+                    eprintln!("{message}");
+                } else {
+                    panic!("{message}");
+                }
+            }
+        }
+    }
 }
 
 fn tempdir() -> TempDir {

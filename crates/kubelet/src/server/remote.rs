@@ -195,7 +195,7 @@ pub async fn port_forward(
 ) -> Response {
     let negotiated = match upgrade::negotiate(
         request.headers(),
-        &[websocket::PORT_FORWARD_TUNNEL],
+        &[websocket::PORT_FORWARD_TUNNEL, websocket::V4_CHANNEL],
         &[portforward::PROTOCOL],
     ) {
         Ok(negotiated) => negotiated,
@@ -209,11 +209,15 @@ pub async fn port_forward(
     };
     let params = QueryParams::parse(query);
     let mut ports = Vec::new();
-    for port in params.all("port") {
-        match port.parse::<u16>() {
+    for port in params.all("port").flat_map(|p| p.split(',')) {
+        match port.trim().parse::<u16>() {
             Ok(port) if port > 0 => ports.push(i32::from(port)),
             _ => return error(StatusCode::BAD_REQUEST, format!("invalid port {port:?}")),
         }
+    }
+    let channels = matches!(&negotiated, Negotiated::WebSocket { protocol, .. } if protocol == websocket::V4_CHANNEL);
+    if channels && ports.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "query parameter \"port\" is required");
     }
     let sandbox = match lookup::sandboxes(&state.runtime, &namespace, &pod).await {
         Ok(sandboxes) => sandboxes.into_iter().next().map(|s| s.id).unwrap_or_default(),
@@ -224,7 +228,7 @@ pub async fn port_forward(
         .clone()
         .port_forward(PortForwardRequest {
             pod_sandbox_id: sandbox,
-            port: ports,
+            port: ports.clone(),
         })
         .await
     {
@@ -244,6 +248,11 @@ pub async fn port_forward(
                 return;
             }
         };
+        if channels {
+            let ports = ports.iter().map(|p| *p as u16).collect();
+            portforward::websocket_relay(websocket::server(upgraded).await, ports, back).await;
+            return;
+        }
         let (front, incoming) = match negotiated {
             Negotiated::WebSocket { .. } => {
                 let tunnel = websocket::Tunnel::new(websocket::server(upgraded).await);
