@@ -156,6 +156,10 @@ pub struct AgentArgs {
     #[arg(long, default_value = "/var/lib/capstan", env = "CAPSTAN_DATA_DIR")]
     data_dir: PathBuf,
 
+    /// The cluster's Service range (as the server's `--service-cidr`): routed to the node's proxy.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: ipnet::IpNet,
+
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
@@ -222,8 +226,24 @@ impl AgentArgs {
                     tracing::warn!(%err, "waiting for a shutdown signal");
                 }
             };
+            // The service proxy runs beside the kubelet and stops with it.
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let proxy = capstan_proxy::ProxyOptions {
+                node_name: self.node.node_name(),
+                cluster_cidr: None,
+                service_cidr: self.service_cidr.trunc(),
+                table: "capstan-proxy".into(),
+                min_sync_period: capstan_proxy::MIN_SYNC_PERIOD,
+            };
+            let proxy = tokio::spawn(capstan_proxy::run(client.clone(), proxy, crate::server::stopping(&stopped)));
+            let shutdown = async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            };
             // Joining nodes have no certificate from the cluster CA yet (no CSR flow): no kubelet server.
-            run_node(client, &self.node, &self.data_dir, &self.cluster_domain, None, shutdown).await
+            let result = run_node(client, &self.node, &self.data_dir, &self.cluster_domain, None, shutdown).await;
+            let _ = proxy.await;
+            result
         })
     }
 
