@@ -235,7 +235,11 @@ impl AgentArgs {
                 table: "capstan-proxy".into(),
                 min_sync_period: capstan_proxy::MIN_SYNC_PERIOD,
             };
-            let proxy = tokio::spawn(capstan_proxy::run(client.clone(), proxy, crate::server::stopping(&stopped)));
+            let proxy = tokio::spawn(capstan_proxy::run(
+                client.clone(),
+                proxy,
+                crate::server::stopping(&stopped),
+            ));
             let shutdown = async move {
                 shutdown.await;
                 let _ = stop.send(true);

@@ -296,7 +296,9 @@ async fn serve(args: ServerArgs) -> Result<()> {
 }
 
 /// Resolves once `stop` turns true.
-pub(crate) fn stopping(stop: &tokio::sync::watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+pub(crate) fn stopping(
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let mut stop = stop.clone();
     async move {
         let _ = stop.wait_for(|stop| *stop).await;
