@@ -12,8 +12,10 @@ DATA_DIR ?= /var/lib/capstan
 # curl: the TLS tests stream over HTTP/1.1 and HTTP/2 with it.
 # containerd, runc, CNI plugins, nftables/iptables: the real node (issue 5);
 # busybox-static: the test images; docker-registry, skopeo: the pull tests.
+# iproute2 (ip), procps (sysctl): the proxy's routes and its network-namespace test.
 PACKAGES := protobuf-compiler libprotobuf-dev etcd-server etcd-client curl \
-	containerd runc containernetworking-plugins nftables iptables busybox-static docker-registry skopeo
+	containerd runc containernetworking-plugins nftables iptables busybox-static docker-registry skopeo \
+	iproute2 procps
 
 CAPSTAN := $(CARGO_TARGET_DIR)/release/capstan
 
