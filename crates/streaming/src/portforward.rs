@@ -33,6 +33,8 @@ pub const STREAM_TYPE_HEADER: &str = "streamType";
 pub const PORT_HEADER: &str = "port";
 /// The header pairing a data stream with its error stream.
 pub const REQUEST_ID_HEADER: &str = "requestID";
+/// How long a finished connection waits for the runtime to finish its error stream.
+const ERROR_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Default)]
 struct Pair {
@@ -86,6 +88,16 @@ pub async fn relay(front: Connection, mut incoming: Incoming, back: Connection) 
     front.close().await;
 }
 
+/// Copies the runtime's error stream to the caller's, then finishes the caller's.
+async fn errors_task(mut from: spdy::StreamReader, mut to: spdy::StreamWriter) {
+    while let Some(chunk) = from.recv().await {
+        if to.write(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.close().await;
+}
+
 fn headers(kind: &str, port: &str, request_id: &str) -> Headers {
     vec![
         (STREAM_TYPE_HEADER.to_string(), kind.to_string()),
@@ -110,15 +122,6 @@ async fn forward(back: Connection, port: String, request_id: String, mut error: 
             return;
         }
     };
-    let errors = async {
-        while let Some(chunk) = back_error.reader.recv().await {
-            if error.writer.write(&chunk).await.is_err() {
-                break;
-            }
-        }
-        let _ = error.writer.close().await;
-        let _ = back_error.writer.close().await;
-    };
     let to_pod = async {
         while let Some(chunk) = data.reader.recv().await {
             if back_data.writer.write(&chunk).await.is_err() {
@@ -135,13 +138,17 @@ async fn forward(back: Connection, port: String, request_id: String, mut error: 
         }
         let _ = data.writer.close().await;
     };
-    // The connection is over when the pod side finished; the caller's half-close alone does not end it.
-    tokio::join!(errors, async {
-        tokio::select! {
-            () = from_pod => {}
-            () = async { to_pod.await; std::future::pending::<()>().await } => {}
-        }
-    });
+    // The connection is over when the pod side finished; the caller's half-close alone does not end it. The
+    // runtime's error stream ends with it (a runtime that keeps it open gets a short grace period).
+    let errors = tokio::spawn(errors_task(back_error.reader, error.writer));
+    tokio::select! {
+        () = from_pod => {}
+        () = async { to_pod.await; std::future::pending::<()>().await } => {}
+    }
+    if tokio::time::timeout(ERROR_GRACE, errors).await.is_err() {
+        tracing::debug!("port-forward: the runtime kept an error stream open");
+    }
+    let _ = back_error.writer.close().await;
 }
 
 /// Serves the WebSocket channel protocol for `ports` over the runtime's session `back`, until every port's
@@ -161,7 +168,9 @@ where
         let _ = sink.close().await;
     });
     let mut to_pod = Vec::new();
+    // Data pumps decide when a port's connection is over; error pumps only report.
     let mut pumps = tokio::task::JoinSet::new();
+    let mut error_pumps = tokio::task::JoinSet::new();
     for (i, port) in ports.iter().enumerate() {
         let (data_channel, error_channel) = ((2 * i) as u8, (2 * i + 1) as u8);
         let prefix = Bytes::copy_from_slice(&port.to_le_bytes());
@@ -178,7 +187,7 @@ where
             Ok((mut error, data)) => {
                 let _ = error.writer.close().await;
                 let out = out_tx.clone();
-                pumps.spawn(async move {
+                error_pumps.spawn(async move {
                     let mut reader = error.reader;
                     while let Some(chunk) = reader.recv().await {
                         let _ = out.send(ChannelMessage::Data(error_channel, chunk)).await;
@@ -224,6 +233,9 @@ where
         () = caller => pumps.shutdown().await,
         () = async { while pumps.join_next().await.is_some() {} } => {}
     }
+    // A runtime finishes its error streams with the data; do not wait for one that does not.
+    let _ = tokio::time::timeout(ERROR_GRACE, async { while error_pumps.join_next().await.is_some() {} }).await;
+    error_pumps.shutdown().await;
     back.close().await;
     let _ = writer.await;
 }
@@ -278,6 +290,43 @@ mod tests {
             ]
         );
         kubectl.close().await;
+        relayed.await.unwrap();
+    }
+
+    /// A channel-protocol caller ↔ relay ↔ a runtime that upper-cases the data stream of port 8080.
+    #[tokio::test]
+    async fn websocket_channels_carry_the_port_prefix_and_data() {
+        use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
+        let (rt_a, rt_b) = tokio::io::duplex(4096);
+        tokio::spawn(async move {
+            let (_conn, mut incoming) = Connection::new(rt_b, Role::Server);
+            while let Some(mut stream) = incoming.accept().await {
+                if spdy::header(&stream.headers, "streamtype") == Some("data") {
+                    assert_eq!(spdy::header(&stream.headers, "port"), Some("8080"));
+                    // Like a server answering a request: the caller never half-closes in this protocol.
+                    let got = stream.reader.recv().await.unwrap_or_default();
+                    stream.writer.write(&got.to_ascii_uppercase()).await.unwrap();
+                    stream.writer.close().await.unwrap();
+                }
+            }
+        });
+        let (back, _) = Connection::new(rt_a, Role::Client);
+        let (caller_io, kubelet_io) = tokio::io::duplex(4096);
+        let server = WebSocketStream::from_raw_socket(kubelet_io, WsRole::Server, None).await;
+        let relayed = tokio::spawn(websocket_relay(server, vec![8080], back));
+        let mut caller = WebSocketStream::from_raw_socket(caller_io, WsRole::Client, None).await;
+        caller
+            .send(Message::Binary(Bytes::from_static(b"\x00ping")))
+            .await
+            .unwrap();
+        let mut channels: HashMap<u8, Vec<u8>> = HashMap::new();
+        while let Some(Ok(message)) = caller.next().await {
+            if let Message::Binary(data) = message {
+                channels.entry(data[0]).or_default().extend_from_slice(&data[1..]);
+            }
+        }
+        assert_eq!(channels[&0], [0x90, 0x1f, b'P', b'I', b'N', b'G']);
+        assert_eq!(channels[&1], [0x90, 0x1f]);
         relayed.await.unwrap();
     }
 }
