@@ -85,7 +85,11 @@ fn an_image_from_a_local_registry_is_pulled_with_an_image_pull_secret() {
     ]);
 
     // Without the secret the registry refuses: ErrImagePull, then back-off.
-    c.ok_in(&["apply", "-f", "-"], &pod("no-secret", &image, None));
+    // `Always`: once the other pod has pulled the image, IfNotPresent would
+    // let this one run from the node's copy — as upstream does.
+    let mut no_secret: Value = serde_json::from_str(&pod("no-secret", &image, None)).unwrap();
+    no_secret["spec"]["containers"][0]["imagePullPolicy"] = "Always".into();
+    c.ok_in(&["apply", "-f", "-"], &no_secret.to_string());
     let refused = wait_pod(&c, "no-secret", Duration::from_secs(60), |p| {
         waiting_reason(p) == "ImagePullBackOff"
     });
