@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use capstan_containerd::archive::{self, BUSYBOX_APPLETS};
 use capstan_containerd::testing::LocalRegistry;
-use common::Cluster;
+use common::{Cluster, wait_pod};
 use serde_json::{Value, json};
 
 /// A registry with the busybox test image pushed as `capstan-e2e/private:1`;
@@ -36,26 +36,6 @@ fn pod(name: &str, image: &str, pull_secret: Option<&str>) -> String {
         spec["imagePullSecrets"] = json!([{ "name": secret }]);
     }
     json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": name }, "spec": spec }).to_string()
-}
-
-/// Polls the pod until `done` holds; returns it.
-fn wait_pod(c: &Cluster, name: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + timeout;
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        let out = c.kubectl(&["get", "pod", name, "-o", "json"]);
-        if out.status.success() {
-            last = serde_json::from_slice(&out.stdout).expect("pod JSON");
-            if done(&last) {
-                return last;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "pod {name} did not get there within {timeout:?}; status:\n{:#}",
-        last["status"]
-    );
 }
 
 fn app_status(pod: &Value) -> &Value {

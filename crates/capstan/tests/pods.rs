@@ -9,56 +9,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{BUSYBOX, Cluster};
+use common::{BUSYBOX, Cluster, tail, wait_event, wait_pod};
 use serde_json::Value;
-
-/// Polls `kubectl get pod <name>` until `done` holds; returns that pod.
-fn wait_pod(c: &Cluster, name: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + timeout;
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        let out = c.kubectl(&["get", "pod", name, "-o", "json"]);
-        if out.status.success() {
-            last = serde_json::from_slice(&out.stdout).expect("pod JSON");
-            if done(&last) {
-                return last;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "pod {name} did not get there within {timeout:?}; last:\n{}\nlog tail:\n{}",
-        serde_json::to_string_pretty(&last["status"]).unwrap_or_default(),
-        tail(&c.log(), 40)
-    );
-}
-
-/// Waits until pod `name` has an Event with `reason` and `message`
-/// (Events are posted off the pod's critical path).
-fn wait_event(c: &Cluster, name: &str, reason: &str, message: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let selector = format!("involvedObject.name={name}");
-    loop {
-        let events = c.get_json(&["get", "events", "--field-selector", &selector]);
-        let found = events["items"].as_array().into_iter().flatten().any(|e| {
-            let note = e["message"].as_str().or(e["note"].as_str()).unwrap_or("");
-            e["reason"] == reason && note == message
-        });
-        if found {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {reason} event {message:?} for {name}: {events}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
 
 /// Watches the waiting reason of pod `name`'s first container with
 /// `kubectl get -w` (started before the pod exists, so no change is missed).

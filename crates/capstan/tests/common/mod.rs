@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tempfile::TempDir;
 
 pub struct Cluster {
@@ -684,4 +685,52 @@ pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, contents).expect("write file");
     path
+}
+
+/// Polls `kubectl get pod <name>` until `done` holds; returns that pod.
+pub fn wait_pod(c: &Cluster, name: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + timeout;
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        let out = c.kubectl(&["get", "pod", name, "-o", "json"]);
+        if out.status.success() {
+            last = serde_json::from_slice(&out.stdout).expect("pod JSON");
+            if done(&last) {
+                return last;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "pod {name} did not get there within {timeout:?}; last:\n{}\nlog tail:\n{}",
+        serde_json::to_string_pretty(&last["status"]).unwrap_or_default(),
+        tail(&c.log(), 40)
+    );
+}
+
+/// Waits until pod `name` has an Event with `reason` and `message`
+/// (Events are posted off the pod's critical path).
+pub fn wait_event(c: &Cluster, name: &str, reason: &str, message: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let selector = format!("involvedObject.name={name}");
+    loop {
+        let events = c.get_json(&["get", "events", "--field-selector", &selector]);
+        let found = events["items"].as_array().into_iter().flatten().any(|e| {
+            let note = e["message"].as_str().or(e["note"].as_str()).unwrap_or("");
+            e["reason"] == reason && note == message
+        });
+        if found {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {reason} event {message:?} for {name}: {events}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
