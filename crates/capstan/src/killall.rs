@@ -34,6 +34,33 @@ impl KillallArgs {
         // The service proxy's table and route (a clean shutdown removes them too).
         capstan_proxy::nft::delete_table("capstan-proxy").context("removing the proxy's nftables table")?;
         capstan_proxy::routes::remove().context("removing the service route")?;
+        remove_empty_nat_table();
         Ok(())
+    }
+}
+
+/// CNI's masquerade rules live in iptables' `ip nat` table; once the last
+/// sandbox's rules are gone the table is left with empty chains. It is
+/// removed then, and only then: a rule in it belongs to someone else.
+fn remove_empty_nat_table() {
+    let Ok(listing) = std::process::Command::new("nft")
+        .args(["list", "table", "ip", "nat"])
+        .output()
+    else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&listing.stdout);
+    let structural = |line: &str| {
+        let line = line.trim();
+        line.is_empty()
+            || line == "}"
+            || line.starts_with("table ")
+            || line.starts_with("chain ")
+            || line.starts_with("type ")
+    };
+    if listing.status.success() && text.lines().all(structural) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", "nat"])
+            .status();
     }
 }
