@@ -80,6 +80,11 @@ pub struct ControllerFlags {
     /// How long a node is missing before pod GC deletes its pods (fixed at 40 s upstream; for tests).
     #[arg(long, default_value = "40s", value_parser = humantime::parse_duration, hide = true)]
     pod_gc_quarantine: Duration,
+
+    /// The controllers to run: '*' enables all on-by-default controllers, 'foo' enables
+    /// the controller named 'foo', '-foo' disables it (e.g. '*,-servicelb').
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub controllers: Vec<String>,
 }
 
 impl ControllerFlags {
@@ -99,6 +104,7 @@ impl ControllerFlags {
             pod_gc_period: self.pod_gc_period,
             pod_gc_quarantine: self.pod_gc_quarantine,
             root_ca: None,
+            controllers: self.controllers.clone(),
         };
         options.validate().map_err(anyhow::Error::msg)?;
         Ok(options)

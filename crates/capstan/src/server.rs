@@ -76,6 +76,10 @@ pub struct ServerArgs {
     #[arg(long)]
     disable_controller_manager: bool,
 
+    /// Do not run these packaged components (k3s's flag; only `servicelb` so far).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    disable: Vec<Packaged>,
+
     #[command(flatten)]
     leader_election: LeaderElectionArgs,
 
@@ -84,6 +88,13 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     dns: crate::dns::DnsArgs,
+}
+
+/// What k3s's `--disable` names.
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Packaged {
+    /// The built-in service load balancer (the controller manager's `servicelb`).
+    Servicelb,
 }
 
 /// k3s's pod range, used when `--cluster-cidr` is not given.
@@ -108,6 +119,10 @@ impl ServerArgs {
     fn controller_options(&self) -> Result<capstan_controller_manager::ControllerManagerOptions> {
         let mut flags = self.controllers.clone();
         flags.cluster_cidr = flags.cluster_cidr.or(Some(DEFAULT_CLUSTER_CIDR.parse()?));
+        if self.disable.contains(&Packaged::Servicelb) {
+            // The first mention decides, so this overrides `--controllers`.
+            flags.controllers.insert(0, "-servicelb".into());
+        }
         flags.options()
     }
 

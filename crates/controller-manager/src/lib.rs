@@ -24,6 +24,7 @@ pub mod replicaset;
 pub mod replication;
 pub mod rootcacertpublisher;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod statefulset;
 pub mod ttlafterfinished;
 
@@ -71,6 +72,40 @@ pub struct ControllerManagerOptions {
     /// `--root-ca-file`, as PEM: published to every namespace as the
     /// `kube-root-ca.crt` ConfigMap; `None` publishes nothing.
     pub root_ca: Option<String>,
+    /// `--controllers`: `*` enables every controller on by default, `foo`
+    /// enables `foo`, `-foo` disables it; names as [`KNOWN_CONTROLLERS`].
+    pub controllers: Vec<String>,
+}
+
+/// The controllers by upstream's canonical name (and the aliases it
+/// accepts), as `--controllers` names them. All are on by default.
+pub const KNOWN_CONTROLLERS: &[(&str, &[&str])] = &[
+    ("namespace-controller", &["namespace"]),
+    ("serviceaccount-controller", &["serviceaccount"]),
+    ("replicaset-controller", &["replicaset"]),
+    ("replicationcontroller-controller", &["replicationcontroller"]),
+    ("deployment-controller", &["deployment"]),
+    ("daemonset-controller", &["daemonset"]),
+    ("statefulset-controller", &["statefulset"]),
+    ("garbage-collector-controller", &["garbagecollector"]),
+    ("job-controller", &["job"]),
+    ("cronjob-controller", &["cronjob"]),
+    ("ttl-after-finished-controller", &["ttl-after-finished"]),
+    ("endpoints-controller", &["endpoint"]),
+    ("endpointslice-controller", &["endpointslice"]),
+    ("node-lifecycle-controller", &["nodelifecycle"]),
+    ("node-ipam-controller", &["nodeipam"]),
+    ("root-ca-certificate-publisher-controller", &["root-ca-cert-publisher"]),
+    ("pod-garbage-collector-controller", &["podgc"]),
+    (servicelb::NAME, &["service", "servicelb"]),
+];
+
+/// A controller's canonical name, from its name or an alias.
+fn canonical(name: &str) -> Option<&'static str> {
+    KNOWN_CONTROLLERS
+        .iter()
+        .find(|(canonical, aliases)| *canonical == name || aliases.contains(&name))
+        .map(|(canonical, _)| *canonical)
 }
 
 impl Default for ControllerManagerOptions {
@@ -89,6 +124,7 @@ impl Default for ControllerManagerOptions {
             pod_gc_period: Duration::from_secs(20),
             pod_gc_quarantine: Duration::from_secs(40),
             root_ca: None,
+            controllers: vec!["*".into()],
         }
     }
 }
@@ -102,7 +138,29 @@ impl ControllerManagerOptions {
         if self.node_monitor_period.is_zero() {
             return Err("--node-monitor-period must be greater than 0".into());
         }
+        for controller in &self.controllers {
+            let name = controller.strip_prefix('-').unwrap_or(controller);
+            if name != "*" && canonical(name).is_none() {
+                return Err(format!("{name:?} is not in the list of known controllers"));
+            }
+        }
         Ok(())
+    }
+
+    /// Upstream's `IsControllerEnabled`: the first explicit mention of the
+    /// controller (or an alias) decides, else `*` enables it.
+    pub fn enabled(&self, name: &str) -> bool {
+        let name = canonical(name).unwrap_or(name);
+        let mut star = false;
+        for controller in &self.controllers {
+            match controller.strip_prefix('-') {
+                Some(off) if canonical(off) == Some(name) => return false,
+                None if controller == "*" => star = true,
+                None if canonical(controller) == Some(name) => return true,
+                _ => {}
+            }
+        }
+        star
     }
 }
 
@@ -119,30 +177,62 @@ pub async fn run(
     // The controllers that follow pods share one watch of them; every
     // follower is registered before the informer starts.
     let mut pods = informer::PodInformer::default();
-    controllers.spawn(namespace::run(client.clone()));
-    controllers.spawn(serviceaccount::run(client.clone()));
-    controllers.spawn(replicaset::run(client.clone(), pods.follow()));
-    controllers.spawn(replication::run(client.clone(), pods.follow()));
-    controllers.spawn(deployment::run(client.clone()));
-    controllers.spawn(daemonset::run(client.clone(), pods.follow()));
-    controllers.spawn(statefulset::run(client.clone(), pods.follow()));
-    controllers.spawn(garbagecollector::run(client.clone()));
-    controllers.spawn(job::run(client.clone(), pods.follow()));
-    controllers.spawn(cronjob::run(client.clone()));
-    controllers.spawn(ttlafterfinished::run(client.clone()));
-    controllers.spawn(endpoint::run(client.clone(), pods.store(), pods.follow()));
-    controllers.spawn(endpointslice::run(client.clone(), pods.store(), pods.follow()));
-    controllers.spawn(nodelifecycle::run(
-        client.clone(),
-        options.clone(),
-        pods.store(),
-        pods.follow(),
-    ));
-    controllers.spawn(nodeipam::run(client.clone(), options.clone()));
-    if let Some(root_ca) = options.root_ca.clone() {
+    let on = |name: &str| options.enabled(name);
+    if on("namespace") {
+        controllers.spawn(namespace::run(client.clone()));
+    }
+    if on("serviceaccount") {
+        controllers.spawn(serviceaccount::run(client.clone()));
+    }
+    if on("replicaset") {
+        controllers.spawn(replicaset::run(client.clone(), pods.follow()));
+    }
+    if on("replicationcontroller") {
+        controllers.spawn(replication::run(client.clone(), pods.follow()));
+    }
+    if on("deployment") {
+        controllers.spawn(deployment::run(client.clone()));
+    }
+    if on("daemonset") {
+        controllers.spawn(daemonset::run(client.clone(), pods.follow()));
+    }
+    if on("statefulset") {
+        controllers.spawn(statefulset::run(client.clone(), pods.follow()));
+    }
+    if on("garbagecollector") {
+        controllers.spawn(garbagecollector::run(client.clone()));
+    }
+    if on("job") {
+        controllers.spawn(job::run(client.clone(), pods.follow()));
+    }
+    if on("cronjob") {
+        controllers.spawn(cronjob::run(client.clone()));
+    }
+    if on("ttl-after-finished") {
+        controllers.spawn(ttlafterfinished::run(client.clone()));
+    }
+    if on("endpoint") {
+        controllers.spawn(endpoint::run(client.clone(), pods.store(), pods.follow()));
+    }
+    if on("endpointslice") {
+        controllers.spawn(endpointslice::run(client.clone(), pods.store(), pods.follow()));
+    }
+    if on("nodelifecycle") {
+        let (store, changes) = (pods.store(), pods.follow());
+        controllers.spawn(nodelifecycle::run(client.clone(), options.clone(), store, changes));
+    }
+    if on("nodeipam") {
+        controllers.spawn(nodeipam::run(client.clone(), options.clone()));
+    }
+    if let Some(root_ca) = options.root_ca.clone().filter(|_| on("root-ca-cert-publisher")) {
         controllers.spawn(rootcacertpublisher::run(client.clone(), root_ca));
     }
-    controllers.spawn(podgc::run(client.clone(), options, pods.store()));
+    if on("servicelb") {
+        controllers.spawn(servicelb::run(client.clone()));
+    }
+    if on("podgc") {
+        controllers.spawn(podgc::run(client.clone(), options.clone(), pods.store()));
+    }
     controllers.spawn(pods.run(client.clone()));
     tokio::select! {
         _ = controllers.join_all() => tracing::warn!("controllers stopped"),
@@ -178,5 +268,45 @@ pub(crate) fn api_resource(resource: &capstan_apimachinery::ResourceType) -> kub
         api_version: resource.api_version(),
         kind: resource.kind.to_string(),
         plural: resource.plural.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(controllers: &[&str]) -> ControllerManagerOptions {
+        ControllerManagerOptions {
+            controllers: controllers.iter().map(|c| c.to_string()).collect(),
+            ..ControllerManagerOptions::default()
+        }
+    }
+
+    #[test]
+    fn controllers_are_chosen_as_upstream_does() {
+        assert!(with(&["*"]).enabled("servicelb"));
+        assert!(
+            !with(&["*", "-servicelb"]).enabled("service-lb-controller"),
+            "an alias disables"
+        );
+        assert!(with(&["*", "-servicelb"]).enabled("job"));
+        assert!(!with(&["job"]).enabled("servicelb"), "without * only named ones run");
+        assert!(with(&["job"]).enabled("job-controller"));
+        assert!(
+            with(&["service", "-servicelb"]).enabled("servicelb"),
+            "the first mention decides"
+        );
+    }
+
+    #[test]
+    fn unknown_controllers_are_refused() {
+        assert_eq!(
+            with(&["*", "-nosuch"]).validate(),
+            Err("\"nosuch\" is not in the list of known controllers".into())
+        );
+        assert_eq!(
+            with(&["*", "-servicelb", "endpointslice-controller"]).validate(),
+            Ok(())
+        );
     }
 }

@@ -1,0 +1,292 @@
+//! The built-in service load balancer (k3s's ServiceLB): LoadBalancer
+//! Services get the node's address as EXTERNAL-IP and answer there; a port
+//! another LoadBalancer holds, or a class of another controller, leaves a
+//! Service `<pending>`; a Service that stops being a LoadBalancer loses its
+//! ingress. With hollow nodes: the ingress lists every eligible node and
+//! follows the enablelb label, taints and readiness; `--disable servicelb`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{BUSYBOX, Cluster, wait_event};
+
+/// Two replicas of busybox httpd answering with their pod name.
+fn web_deployment() -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {BUSYBOX}
+        command: ["sh", "-c", "mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+"#
+    )
+}
+
+/// A LoadBalancer Service for the `web` pods on `port`, with extra spec lines.
+fn load_balancer(name: &str, port: u16, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  type: LoadBalancer\n  \
+         selector: {{app: web}}\n  ports: [{{port: {port}, targetPort: 8080}}]\n{extra}"
+    )
+}
+
+/// The EXTERNAL-IP column of `kubectl get service`.
+fn external_ip(c: &Cluster, service: &str) -> String {
+    let row = c.ok(&["get", "service", service, "--no-headers"]);
+    row.split_whitespace().nth(3).unwrap_or_default().to_string()
+}
+
+/// Waits until the EXTERNAL-IP column reads `want`.
+fn wait_external_ip(c: &Cluster, service: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = external_ip(c, service);
+        if shown == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{service}: EXTERNAL-IP {shown:?}, want {want:?}; {}",
+            c.ok(&["get", "service", service, "-o", "yaml"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether the controller recorded any Event with `reason` for `service`.
+fn has_event(c: &Cluster, service: &str, reason: &str) -> bool {
+    let selector = format!("involvedObject.name={service},involvedObject.kind=Service");
+    let events = c.get_json(&["get", "events", "--field-selector", &selector]);
+    events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|e| e["reason"] == reason)
+}
+
+/// One HTTP GET; the body's first line.
+fn get(address: SocketAddr) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
+}
+
+/// Retries `get` until it answers (the proxy follows the status within a second or so).
+fn get_eventually(address: SocketAddr) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match get(address) {
+            Ok(body) if !body.is_empty() => return body,
+            other if Instant::now() > deadline => panic!("{address}: {other:?}"),
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+#[test]
+fn load_balancers_answer_on_the_node_address_one_per_port() {
+    let c = Cluster::start_node();
+    let node = c.node_name().to_string();
+    let node_ip = c.ok(&[
+        "get",
+        "node",
+        &node,
+        "-o",
+        "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
+    ]);
+    c.ok_in(&["apply", "-f", "-"], &web_deployment());
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    let pods = c.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+
+    // `kubectl expose --type=LoadBalancer`: the node's address, served from the host.
+    c.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--type=LoadBalancer",
+        "--port=80",
+        "--target-port=8080",
+    ]);
+    wait_external_ip(&c, "web", &node_ip);
+    let ingress = c.get_json(&["get", "service", "web", "-o", "jsonpath={.status.loadBalancer}"]);
+    assert_eq!(ingress["ingress"][0]["ipMode"], "VIP", "{ingress}");
+    let on_node = |port: u16| -> SocketAddr { format!("{node_ip}:{port}").parse().unwrap() };
+    let answer = get_eventually(on_node(80));
+    assert!(
+        pods.split_whitespace().any(|p| p == answer),
+        "{answer:?} not one of {pods}"
+    );
+    wait_event(&c, "web", "EnsuringLoadBalancer", "Ensuring load balancer");
+    wait_event(&c, "web", "EnsuredLoadBalancer", "Ensured load balancer");
+
+    // Port 80/TCP is held on the only node: the second one waits, with a reason.
+    c.ok_in(&["apply", "-f", "-"], &load_balancer("web-again", 80, ""));
+    let why = format!(
+        "Error syncing load balancer: failed to ensure load balancer: port 80/TCP is already used by \
+         LoadBalancer service default/web on node {node}"
+    );
+    wait_event(&c, "web-again", "SyncLoadBalancerFailed", &why);
+    assert_eq!(external_ip(&c, "web-again"), "<pending>");
+
+    // Another controller's class is left alone; another port is served.
+    let classed = load_balancer("classed", 8082, "  loadBalancerClass: example.com/other\n");
+    c.ok_in(&["apply", "-f", "-"], &classed);
+    c.ok_in(&["apply", "-f", "-"], &load_balancer("web-alt", 8081, ""));
+    wait_external_ip(&c, "web-alt", &node_ip);
+    assert!(pods.split_whitespace().any(|p| p == get_eventually(on_node(8081))));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(external_ip(&c, "classed"), "<pending>");
+    assert!(!has_event(&c, "classed", "EnsuringLoadBalancer"), "a class is not ours");
+
+    // No longer a LoadBalancer: the ingress goes, and the waiting Service takes port 80.
+    c.ok(&[
+        "patch",
+        "service",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"type":"ClusterIP"}}"#,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.ok(&["get", "service", "web", "-o", "jsonpath={.status.loadBalancer}"]) != "{}" {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            c.ok(&["get", "service", "web", "-o", "yaml"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(external_ip(&c, "web"), "<none>");
+    wait_event(&c, "web", "DeletedLoadBalancer", "Deleted load balancer");
+    wait_external_ip(&c, "web-again", &node_ip);
+    assert!(pods.split_whitespace().any(|p| p == get_eventually(on_node(80))));
+}
+
+/// Names and InternalIPs of the hollow nodes, by name.
+fn hollow_addresses(c: &Cluster) -> Vec<(String, String)> {
+    let nodes = c.get_json(&["get", "nodes"]);
+    let mut found: Vec<(String, String)> = nodes["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| {
+            let name = n["metadata"]["name"].as_str()?.to_string();
+            let addresses = n["status"]["addresses"].as_array()?;
+            let ip = addresses.iter().find(|a| a["type"] == "InternalIP")?["address"].as_str()?;
+            Some((name, ip.to_string()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Waits until the Service's ingress IPs are `want`, in order.
+fn wait_ingress(c: &Cluster, service: &str, want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = c.ok(&[
+            "get",
+            "service",
+            service,
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[*].ip}",
+        ]);
+        let ips: Vec<&str> = shown.split_whitespace().collect();
+        if ips == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{service}: ingress {ips:?}, want {want:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_ingress_follows_the_eligible_hollow_nodes() {
+    let c = Cluster::start_with(&["--node-monitor-grace-period", "3s", "--node-monitor-period", "500ms"]);
+    let mut hollow = c.simulate(3);
+    let nodes = hollow_addresses(&c);
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    let ips: Vec<&str> = nodes.iter().map(|(_, ip)| ip.as_str()).collect();
+    let ip = |i: usize| ips[i];
+    let mut all = ips.clone();
+    all.sort();
+    c.ok_in(&["apply", "-f", "-"], &load_balancer("lb", 80, ""));
+    wait_ingress(&c, "lb", &all);
+    let shown = external_ip(&c, "lb");
+    assert_eq!(shown.split(',').collect::<Vec<_>>(), all, "kubectl lists every address");
+
+    // Once a node carries the enablelb label only the `true` ones serve.
+    let label = "svccontroller.k3s.cattle.io/enablelb";
+    c.ok(&["label", "node", &nodes[1].0, &format!("{label}=true")]);
+    wait_ingress(&c, "lb", &[ip(1)]);
+    c.ok(&["label", "node", &nodes[1].0, &format!("{label}-")]);
+    wait_ingress(&c, "lb", &all);
+
+    // A taint the svclb pod does not tolerate keeps a node out; cordoning does not.
+    c.ok(&["taint", "node", &nodes[0].0, "gpu=yes:NoSchedule"]);
+    c.ok(&["cordon", &nodes[2].0]);
+    let mut rest = vec![ip(1), ip(2)];
+    rest.sort();
+    wait_ingress(&c, "lb", &rest);
+
+    // Nodes that stop reporting are no longer Ready: nothing is left to serve.
+    hollow.kill();
+    wait_ingress(&c, "lb", &[]);
+    wait_event(
+        &c,
+        "lb",
+        "UnAvailableLoadBalancer",
+        "There are no available nodes for LoadBalancer",
+    );
+    assert_eq!(external_ip(&c, "lb"), "<pending>");
+}
+
+#[test]
+fn disable_servicelb_turns_the_controller_off() {
+    let c = Cluster::start_with(&["--disable", "servicelb"]);
+    let _hollow = c.simulate(1);
+    c.ok_in(&["apply", "-f", "-"], &load_balancer("lb", 80, ""));
+    // The controller answers within milliseconds when it runs.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(external_ip(&c, "lb"), "<pending>");
+    assert!(!has_event(&c, "lb", "EnsuringLoadBalancer"));
+
+    // `--controllers` takes upstream's names and aliases and refuses others.
+    let out = Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(["controller-manager", "--kubeconfig"])
+        .arg(c.kubeconfig())
+        .args(["--controllers", "*,-servicelb,nosuch"])
+        .output()
+        .expect("run capstan controller-manager");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("\"nosuch\" is not in the list of known controllers"),
+        "{stderr}"
+    );
+}
