@@ -68,15 +68,12 @@ fn wait_external_ip(c: &Cluster, service: &str, want: &str) {
     }
 }
 
-/// Whether the controller recorded any Event with `reason` for `service`.
-fn has_event(c: &Cluster, service: &str, reason: &str) -> bool {
+/// How many Events with `reason` were recorded for `service`.
+fn events(c: &Cluster, service: &str, reason: &str) -> usize {
     let selector = format!("involvedObject.name={service},involvedObject.kind=Service");
     let events = c.get_json(&["get", "events", "--field-selector", &selector]);
-    events["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|e| e["reason"] == reason)
+    let items = events["items"].as_array().into_iter().flatten();
+    items.filter(|e| e["reason"] == reason).count()
 }
 
 /// One HTTP GET; the body's first line.
@@ -133,8 +130,8 @@ fn load_balancers_answer_on_the_node_address_one_per_port() {
         "--target-port=8080",
     ]);
     wait_external_ip(&c, "web", &node_ip);
-    let ingress = c.get_json(&["get", "service", "web", "-o", "jsonpath={.status.loadBalancer}"]);
-    assert_eq!(ingress["ingress"][0]["ipMode"], "VIP", "{ingress}");
+    let ingress = &c.get_json(&["get", "service", "web"])["status"]["loadBalancer"]["ingress"];
+    assert_eq!(ingress[0]["ipMode"], "VIP", "{ingress}");
     let on_node = |port: u16| -> SocketAddr { format!("{node_ip}:{port}").parse().unwrap() };
     let answer = get_eventually(on_node(80));
     assert!(
@@ -158,10 +155,14 @@ fn load_balancers_answer_on_the_node_address_one_per_port() {
     c.ok_in(&["apply", "-f", "-"], &classed);
     c.ok_in(&["apply", "-f", "-"], &load_balancer("web-alt", 8081, ""));
     wait_external_ip(&c, "web-alt", &node_ip);
-    assert!(pods.split_whitespace().any(|p| p == get_eventually(on_node(8081))));
+    let answer = get_eventually(on_node(8081));
+    assert!(
+        pods.split_whitespace().any(|p| p == answer),
+        "{answer:?} not one of {pods}"
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(external_ip(&c, "classed"), "<pending>");
-    assert!(!has_event(&c, "classed", "EnsuringLoadBalancer"), "a class is not ours");
+    assert_eq!(events(&c, "classed", "EnsuringLoadBalancer"), 0, "a class is not ours");
 
     // No longer a LoadBalancer: the ingress goes, and the waiting Service takes port 80.
     c.ok(&[
@@ -184,7 +185,11 @@ fn load_balancers_answer_on_the_node_address_one_per_port() {
     assert_eq!(external_ip(&c, "web"), "<none>");
     wait_event(&c, "web", "DeletedLoadBalancer", "Deleted load balancer");
     wait_external_ip(&c, "web-again", &node_ip);
-    assert!(pods.split_whitespace().any(|p| p == get_eventually(on_node(80))));
+    let answer = get_eventually(on_node(80));
+    assert!(
+        pods.split_whitespace().any(|p| p == answer),
+        "{answer:?} not one of {pods}"
+    );
 }
 
 /// Names and InternalIPs of the hollow nodes, by name.
@@ -264,6 +269,9 @@ fn the_ingress_follows_the_eligible_hollow_nodes() {
         "There are no available nodes for LoadBalancer",
     );
     assert_eq!(external_ip(&c, "lb"), "<pending>");
+    // Node changes update the balancer; only a new spec means ensuring it anew.
+    assert_eq!(events(&c, "lb", "EnsuringLoadBalancer"), 1);
+    assert!(events(&c, "lb", "UpdatedLoadBalancer") >= 4);
 }
 
 #[test]
@@ -274,7 +282,7 @@ fn disable_servicelb_turns_the_controller_off() {
     // The controller answers within milliseconds when it runs.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(external_ip(&c, "lb"), "<pending>");
-    assert!(!has_event(&c, "lb", "EnsuringLoadBalancer"));
+    assert_eq!(events(&c, "lb", "EnsuringLoadBalancer"), 0);
 
     // `--controllers` takes upstream's names and aliases and refuses others.
     let out = Command::new(env!("CARGO_BIN_EXE_capstan"))
