@@ -240,10 +240,28 @@ fn the_ingress_follows_the_eligible_hollow_nodes() {
     let ip = |i: usize| ips[i];
     let mut all = ips.clone();
     all.sort();
+    let older = "apiVersion: v1\nkind: Service\nmetadata: {name: older}\nspec: {ports: [{port: 80}]}\n";
+    c.ok_in(&["apply", "-f", "-"], older);
+    std::thread::sleep(Duration::from_millis(1100)); // creation times count whole seconds
     c.ok_in(&["apply", "-f", "-"], &load_balancer("lb", 80, ""));
     wait_ingress(&c, "lb", &all);
     let shown = external_ip(&c, "lb");
     assert_eq!(shown.split(',').collect::<Vec<_>>(), all, "kubectl lists every address");
+
+    // An older Service that becomes a LoadBalancer does not take ports already held.
+    c.ok(&["patch", "service", "older", "-p", r#"{"spec":{"type":"LoadBalancer"}}"#]);
+    let why = format!(
+        "Error syncing load balancer: failed to ensure load balancer: port 80/TCP is already used by \
+         LoadBalancer service default/lb on nodes {}",
+        nodes
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    wait_event(&c, "older", "SyncLoadBalancerFailed", &why);
+    assert_eq!(external_ip(&c, "older"), "<pending>");
+    c.ok(&["delete", "service", "older"]);
 
     // Once a node carries the enablelb label only the `true` ones serve.
     let label = "svccontroller.k3s.cattle.io/enablelb";
@@ -252,9 +270,13 @@ fn the_ingress_follows_the_eligible_hollow_nodes() {
     c.ok(&["label", "node", &nodes[1].0, &format!("{label}-")]);
     wait_ingress(&c, "lb", &all);
 
-    // A taint the svclb pod does not tolerate keeps a node out; cordoning does not.
+    // As DaemonSet pods, svclb pods stay on a cordoned node or under a
+    // NoSchedule taint, but leave under an untolerated NoExecute one.
     c.ok(&["taint", "node", &nodes[0].0, "gpu=yes:NoSchedule"]);
     c.ok(&["cordon", &nodes[2].0]);
+    std::thread::sleep(Duration::from_secs(1));
+    wait_ingress(&c, "lb", &all);
+    c.ok(&["taint", "node", &nodes[0].0, "gpu=yes:NoExecute"]);
     let mut rest = vec![ip(1), ip(2)];
     rest.sort();
     wait_ingress(&c, "lb", &rest);

@@ -12,7 +12,8 @@
 //! IP and service port to the endpoints.
 //!
 //! Which nodes, as k3s decides through its svclb DaemonSet ([`plan`]):
-//! - the node is Ready (a svclb pod is Ready only on a Ready node);
+//! - the node is Ready (a svclb pod is Ready only on a Ready node; only the
+//!   address depends on this, not where the pod is);
 //! - the pod may be placed there — DaemonSet placement
 //!   ([`crate::daemonset::node_should_run`]) of a pod with k3s's tolerations
 //!   (control-plane/master `NoSchedule`, `CriticalAddonsOnly`) and, when any
@@ -22,8 +23,10 @@
 //! - the pod's host ports are free: each svclb pod holds the Service's
 //!   ports as hostPorts, so a second LoadBalancer Service wanting the same
 //!   port and protocol finds no room on a node the first one holds and stays
-//!   `<pending>` there. Older Services win (creation time, then name) — the
-//!   order in which k3s's pods would have claimed the ports;
+//!   `<pending>` there, with a `SyncLoadBalancerFailed` Event naming the
+//!   holder. As with pods, whoever is placed keeps the node (also under a
+//!   `NoSchedule` taint or while NotReady, as DaemonSet pods stay); waiting
+//!   Services are placed oldest first (creation time, then name);
 //! - with `externalTrafficPolicy: Local`, the node has a ready endpoint.
 //!
 //! Addresses: ExternalIPs if any chosen node has one, else InternalIPs
@@ -35,11 +38,15 @@
 //! `DeletingLoadBalancer`, `DeletedLoadBalancer`) and k3s's
 //! `UpdatedLoadBalancer` when the addresses change.
 //!
-//! Where this differs: k3s also counts host ports of ordinary pods and does
-//! not honour `loadBalancerIP`; neither does this. A Service that is no
-//! longer a LoadBalancer has its ingress cleared whoever wrote it (a class
-//! cannot be told apart then: it must go with the type). There is no
-//! finalizer, as there is nothing outside the cluster to clean up.
+//! Where this differs: k3s also counts host ports of ordinary pods; this
+//! does not (neither honours `loadBalancerIP`). Where the virtual pods are
+//! is kept in memory; after a restart it is read back from the addresses in
+//! the Services' status, so a Service that held ports without listing
+//! addresses then (all its nodes NotReady, or `Local` without endpoints)
+//! loses its precedence over an older Service waiting for them. A Service
+//! that is no longer a LoadBalancer has its ingress cleared whoever wrote it
+//! (a class cannot be told apart then: it must go with the type). There is
+//! no finalizer, as there is nothing outside the cluster to clean up.
 //!
 //! One outcome depends on every other LoadBalancer Service (the ports they
 //! hold), so rather than a per-Service `Controller` this runs one pass over
@@ -57,10 +64,11 @@ use k8s_openapi::api::core::v1::{LoadBalancerIngress, Node, PodSpec, Service, To
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
+use crate::daemonset::node_should_run;
 use crate::replicaset::{object_reference, record_event};
 
 /// The canonical name, for `--controllers` and the Events' source.
@@ -79,6 +87,8 @@ type HostPort = (i32, String);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Balancer {
     pub ingress: Vec<LoadBalancerIngress>,
+    /// The nodes its svclb pods would be on, holding its ports (Ready or not).
+    pub nodes: BTreeSet<String>,
     /// Nodes it would have used but another Service holds one of its ports there.
     pub conflicts: Vec<Conflict>,
 }
@@ -105,61 +115,103 @@ fn key(service: &Service) -> String {
     format!("{}/{}", service.namespace().unwrap_or_default(), service.name_any())
 }
 
+/// What [`plan`] reads.
+pub struct Cluster<'a> {
+    pub services: &'a [Arc<Service>],
+    pub nodes: &'a [Arc<Node>],
+    /// The nodes a Service's svclb pods were on after the previous pass
+    /// ([`Balancer::nodes`]); they keep their ports there.
+    pub held: &'a dyn Fn(&Service) -> BTreeSet<String>,
+    /// The nodes with a ready endpoint of a Service (for `externalTrafficPolicy: Local`).
+    pub local_nodes: &'a dyn Fn(&Service) -> BTreeSet<String>,
+}
+
 /// Every LoadBalancer Service this controller serves, keyed `namespace/name`,
-/// and what it gets from `nodes`. `local_nodes` names the nodes with a ready
-/// endpoint of a Service (consulted for `externalTrafficPolicy: Local`).
-pub fn plan(
-    services: &[Arc<Service>],
-    nodes: &[Arc<Node>],
-    local_nodes: &dyn Fn(&Service) -> BTreeSet<String>,
-) -> BTreeMap<String, Balancer> {
-    let mut services: Vec<&Service> = services
+/// and what it gets: the scheduling of k3s's svclb pods, replayed. Pods
+/// already placed stay while DaemonSet pods would (a `NoSchedule` taint or
+/// a NotReady node does not move them), then waiting ones are placed,
+/// oldest Service first, where their host ports are free.
+pub fn plan(cluster: &Cluster) -> BTreeMap<String, Balancer> {
+    let mut services: Vec<&Service> = cluster
+        .services
         .iter()
         .map(Arc::as_ref)
         .filter(|s| wants_load_balancer(s))
         .collect();
     services.sort_by_key(|s| (s.creation_timestamp().map(|t| t.0), key(s)));
-    let mut nodes: Vec<&Node> = nodes.iter().map(Arc::as_ref).filter(|n| is_ready(n)).collect();
+    let mut nodes: Vec<&Node> = cluster.nodes.iter().map(Arc::as_ref).collect();
     nodes.sort_by_key(|n| n.name_any());
     let selective = nodes.iter().any(|n| n.labels().contains_key(ENABLE_LB));
-    let mut held: HashMap<(String, HostPort), String> = HashMap::new();
-    let mut plan = BTreeMap::new();
-    for service in services {
-        let pod = svclb_pod(service, selective);
-        let ports = host_ports(service);
-        let mut balancer = Balancer::default();
-        let mut chosen = Vec::new();
-        for node in nodes.iter().filter(|n| crate::daemonset::node_should_run(n, &pod).0) {
-            let name = node.name_any();
-            let taken: Vec<Conflict> = ports
-                .iter()
-                .filter_map(|port| {
-                    let holder = held.get(&(name.clone(), port.clone()))?;
-                    Some(Conflict {
-                        port: port.0,
-                        protocol: port.1.clone(),
-                        holder: holder.clone(),
-                        node: name.clone(),
-                    })
-                })
-                .collect();
-            if taken.is_empty() {
-                for port in &ports {
-                    held.insert((name.clone(), port.clone()), key(service));
-                }
-                chosen.push(*node);
-            } else {
-                balancer.conflicts.extend(taken);
+    let pods: Vec<PodSpec> = services.iter().map(|s| svclb_pod(s, selective)).collect();
+    let mut ports = HostPorts::default();
+    let mut plan: BTreeMap<String, Balancer> = BTreeMap::new();
+    for (service, pod) in services.iter().zip(&pods) {
+        let held = (cluster.held)(service);
+        let balancer = plan.entry(key(service)).or_default();
+        let stays = |n: &&&Node| held.contains(&n.name_any()) && node_should_run(n, pod).1;
+        for node in nodes.iter().filter(stays) {
+            if ports.claim(service, node).is_ok() {
+                balancer.nodes.insert(node.name_any());
             }
         }
-        if is_local(service) {
-            let local = local_nodes(service);
-            chosen.retain(|n| local.contains(&n.name_any()));
+    }
+    for (service, pod) in services.iter().zip(&pods) {
+        let balancer = plan.entry(key(service)).or_default();
+        let fits = |n: &&&Node| !balancer.nodes.contains(&n.name_any()) && node_should_run(n, pod).0;
+        let candidates: Vec<&Node> = nodes.iter().filter(fits).copied().collect();
+        for node in candidates {
+            match ports.claim(service, node) {
+                Ok(()) => {
+                    balancer.nodes.insert(node.name_any());
+                }
+                Err(conflicts) => balancer.conflicts.extend(conflicts),
+            }
         }
-        balancer.ingress = ingress(service, &chosen);
-        plan.insert(key(service), balancer);
+    }
+    for service in services {
+        let balancer = plan.entry(key(service)).or_default();
+        let local = is_local(service).then(|| (cluster.local_nodes)(service));
+        let serving: Vec<&Node> = nodes
+            .iter()
+            .filter(|n| balancer.nodes.contains(&n.name_any()) && is_ready(n))
+            .filter(|n| local.as_ref().is_none_or(|l| l.contains(&n.name_any())))
+            .copied()
+            .collect();
+        balancer.ingress = ingress(service, &serving);
     }
     plan
+}
+
+/// Which Service's svclb pod holds each host port on each node (the
+/// scheduler's NodePorts filter: one pod per port and protocol on a node).
+#[derive(Default)]
+struct HostPorts(HashMap<(String, HostPort), String>);
+
+impl HostPorts {
+    /// Places the Service's pod on the node if all its ports are free there.
+    fn claim(&mut self, service: &Service, node: &Node) -> Result<(), Vec<Conflict>> {
+        let (node, owner) = (node.name_any(), key(service));
+        let wanted = host_ports(service);
+        let conflicts: Vec<Conflict> = wanted
+            .iter()
+            .filter_map(|port| {
+                let holder = self.0.get(&(node.clone(), port.clone())).filter(|h| **h != owner)?;
+                Some(Conflict {
+                    port: port.0,
+                    protocol: port.1.clone(),
+                    holder: holder.clone(),
+                    node: node.clone(),
+                })
+            })
+            .collect();
+        if !conflicts.is_empty() {
+            return Err(conflicts);
+        }
+        for port in wanted {
+            self.0.insert((node.clone(), port), owner.clone());
+        }
+        Ok(())
+    }
 }
 
 /// Upstream's node Ready condition being `True`.
@@ -290,13 +342,26 @@ struct Reported {
     problem: Option<String>,
 }
 
+/// What the controller carries from one pass to the next.
+#[derive(Default)]
+struct Memory {
+    /// What was last reported per Service, by `namespace/name`.
+    reported: HashMap<String, Reported>,
+    /// Where each Service's svclb pods are ([`Balancer::nodes`]).
+    placed: HashMap<String, BTreeSet<String>>,
+}
+
 /// Runs the controller: a pass at start and after every relevant change.
 pub async fn run(client: kube::Client) {
     let (services, service_changes) = cache(Api::<Service>::all(client.clone()), |s: &Service| {
         wants_load_balancer(s) || !ips_of(s).is_empty() || is_type(s, "LoadBalancer")
     });
     let (nodes, node_changes) = node_cache(Api::<Node>::all(client.clone()));
-    let (slices, slice_changes) = cache(Api::<EndpointSlice>::all(client.clone()), |_: &EndpointSlice| true);
+    let lookup = services.clone();
+    let (slices, slice_changes) = cache(
+        Api::<EndpointSlice>::all(client.clone()),
+        move |slice: &EndpointSlice| serves_local(&lookup, slice),
+    );
     let caches = Caches {
         services,
         nodes,
@@ -315,9 +380,9 @@ pub async fn run(client: kube::Client) {
         _ = ready => {}
         _ = (&mut changes).for_each(|_| async {}) => return,
     }
-    let mut reported = HashMap::new();
+    let mut memory = Memory::default();
     loop {
-        let retry = match sync_all(&client, &caches, &mut reported).await {
+        let retry = match sync_all(&client, &caches, &mut memory).await {
             Ok(()) => None,
             Err(error) => {
                 tracing::warn!(%error, "{NAME}");
@@ -336,7 +401,7 @@ pub async fn run(client: kube::Client) {
 
 /// A cache of `api` and a stream that yields after each change `relevant`
 /// accepts, once the cache holds it.
-fn cache<K>(api: Api<K>, relevant: fn(&K) -> bool) -> (Store<K>, BoxStream<'static, ()>)
+fn cache<K>(api: Api<K>, relevant: impl Fn(&K) -> bool + Send + 'static) -> (Store<K>, BoxStream<'static, ()>)
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
@@ -400,16 +465,37 @@ fn ingress_of(service: &Service) -> Vec<LoadBalancerIngress> {
     status.and_then(|lb| lb.ingress.clone()).unwrap_or_default()
 }
 
+/// Whether an EndpointSlice belongs to a served `externalTrafficPolicy:
+/// Local` Service, the only kind whose addresses follow endpoints.
+fn serves_local(services: &Store<Service>, slice: &EndpointSlice) -> bool {
+    let Some(name) = slice.labels().get(crate::endpointslice::SERVICE_NAME) else {
+        return false;
+    };
+    let reference = ObjectRef::new(name).within(&slice.namespace().unwrap_or_default());
+    services
+        .get(&reference)
+        .is_some_and(|s| wants_load_balancer(&s) && is_local(&s))
+}
+
 /// One pass: every Service's status brought to the plan.
-async fn sync_all(
-    client: &kube::Client,
-    caches: &Caches,
-    reported: &mut HashMap<String, Reported>,
-) -> Result<(), kube::Error> {
+async fn sync_all(client: &kube::Client, caches: &Caches, memory: &mut Memory) -> Result<(), kube::Error> {
     let services = caches.services.state();
     let nodes = caches.nodes.state();
     let slices = caches.slices.state();
-    let plan = plan(&services, &nodes, &|s| ready_endpoint_nodes(&slices, s));
+    let placed = &memory.placed;
+    let plan = plan(&Cluster {
+        services: &services,
+        nodes: &nodes,
+        held: &|s| {
+            placed
+                .get(&key(s))
+                .cloned()
+                .unwrap_or_else(|| nodes_in_status(s, &nodes))
+        },
+        local_nodes: &|s| ready_endpoint_nodes(&slices, s),
+    });
+    memory.placed = plan.iter().map(|(k, b)| (k.clone(), b.nodes.clone())).collect();
+    let reported = &mut memory.reported;
     reported.retain(|k, _| plan.contains_key(k));
     let mut failed = None;
     for service in &services {
@@ -423,6 +509,17 @@ async fn sync_all(
         }
     }
     failed.map_or(Ok(()), Err)
+}
+
+/// The nodes whose addresses a Service's status lists: where its pods were
+/// before this controller (re)started.
+fn nodes_in_status(service: &Service, nodes: &[Arc<Node>]) -> BTreeSet<String> {
+    let ips = ips_of(service);
+    let listed = |n: &Node| {
+        let addresses = n.status.as_ref().and_then(|s| s.addresses.as_ref());
+        addresses.into_iter().flatten().any(|a| ips.contains(&a.address))
+    };
+    nodes.iter().filter(|n| listed(n)).map(|n| n.name_any()).collect()
 }
 
 /// The nodes with a ready pod endpoint of `service` (k3s's `readyNodes`).
@@ -627,8 +724,18 @@ mod tests {
         plan[key].ingress.iter().map(|i| i.ip.clone().unwrap()).collect()
     }
 
-    fn no_endpoints(_: &Service) -> BTreeSet<String> {
-        BTreeSet::new()
+    /// The plan with nothing placed before and no endpoints.
+    fn fresh_plan(services: &[Arc<Service>], nodes: &[Arc<Node>]) -> BTreeMap<String, Balancer> {
+        plan(&Cluster {
+            services,
+            nodes,
+            held: &|_| BTreeSet::new(),
+            local_nodes: &|_| BTreeSet::new(),
+        })
+    }
+
+    fn names(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
     }
 
     #[test]
@@ -644,11 +751,7 @@ mod tests {
                 json!([]),
             ),
         ];
-        let plan = plan(
-            &[service("web", "2026-01-01T00:00:00Z", tcp(80))],
-            &nodes,
-            &no_endpoints,
-        );
+        let plan = fresh_plan(&[service("web", "2026-01-01T00:00:00Z", tcp(80))], &nodes);
         assert_eq!(
             ips(&plan, "default/web"),
             ["10.0.0.10", "10.0.0.2"],
@@ -668,11 +771,7 @@ mod tests {
         let both =
             json!([{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "ExternalIP", "address": "192.0.2.1"}]);
         let nodes = [node("a", true, both, json!({}), json!([])), internal("b", "10.0.0.2")];
-        let plan = plan(
-            &[service("web", "2026-01-01T00:00:00Z", tcp(80))],
-            &nodes,
-            &no_endpoints,
-        );
+        let plan = fresh_plan(&[service("web", "2026-01-01T00:00:00Z", tcp(80))], &nodes);
         assert_eq!(ips(&plan, "default/web"), ["192.0.2.1"]);
     }
 
@@ -686,7 +785,7 @@ mod tests {
             service("other", "2026-01-01T00:00:00Z", classed),
             service("plain", "2026-01-01T00:00:00Z", cluster_ip),
         ];
-        let plan = plan(&services, &[internal("a", "10.0.0.1")], &no_endpoints);
+        let plan = fresh_plan(&services, &[internal("a", "10.0.0.1")]);
         assert!(plan.is_empty(), "{plan:?}");
     }
 
@@ -701,7 +800,7 @@ mod tests {
             service("other-port", "2026-01-04T00:00:00Z", tcp(8080)),
         ];
         let nodes = [internal("a", "10.0.0.1"), internal("b", "10.0.0.2")];
-        let plan = plan(&services, &nodes, &no_endpoints);
+        let plan = fresh_plan(&services, &nodes);
         assert_eq!(ips(&plan, "default/first"), ["10.0.0.1", "10.0.0.2"]);
         assert!(plan["default/second"].ingress.is_empty());
         assert_eq!(
@@ -725,7 +824,7 @@ mod tests {
             s.metadata.labels = Some(BTreeMap::from([(LB_POOL.to_string(), p.to_string())]));
             Arc::new(s)
         };
-        let plan = plan(&[in_pool("x", "one"), in_pool("y", "two")], &nodes, &no_endpoints);
+        let plan = fresh_plan(&[in_pool("x", "one"), in_pool("y", "two")], &nodes);
         assert_eq!(ips(&plan, "default/x"), ["10.0.0.1"]);
         assert_eq!(ips(&plan, "default/y"), ["10.0.0.2"]);
     }
@@ -738,11 +837,7 @@ mod tests {
             node("b", true, address("10.0.0.2"), json!({ENABLE_LB: "false"}), json!([])),
             internal("c", "10.0.0.3"),
         ];
-        let plan = plan(
-            &[service("web", "2026-01-01T00:00:00Z", tcp(80))],
-            &nodes,
-            &no_endpoints,
-        );
+        let plan = fresh_plan(&[service("web", "2026-01-01T00:00:00Z", tcp(80))], &nodes);
         assert_eq!(ips(&plan, "default/web"), ["10.0.0.1"]);
     }
 
@@ -767,11 +862,7 @@ mod tests {
             ),
             node("gpu", true, address("10.0.0.3"), json!({}), taint("gpu", "NoSchedule")),
         ];
-        let plan = plan(
-            &[service("web", "2026-01-01T00:00:00Z", tcp(80))],
-            &nodes,
-            &no_endpoints,
-        );
+        let plan = fresh_plan(&[service("web", "2026-01-01T00:00:00Z", tcp(80))], &nodes);
         assert_eq!(ips(&plan, "default/web"), ["10.0.0.1", "10.0.0.2"]);
     }
 
@@ -784,7 +875,12 @@ mod tests {
             service("other", "2026-01-02T00:00:00Z", tcp(80)),
         ];
         let nodes = [internal("a", "10.0.0.1"), internal("b", "10.0.0.2")];
-        let plan = plan(&services, &nodes, &|_| BTreeSet::from(["b".to_string()]));
+        let plan = plan(&Cluster {
+            services: &services,
+            nodes: &nodes,
+            held: &|_| BTreeSet::new(),
+            local_nodes: &|_| names(&["b"]),
+        });
         assert_eq!(ips(&plan, "default/web"), ["10.0.0.2"]);
         assert!(
             plan["default/other"].ingress.is_empty(),
@@ -801,9 +897,73 @@ mod tests {
         spec["ipFamilies"] = json!(["IPv6", "IPv4"]);
         let dual = service("dual", "2026-01-01T00:00:00Z", spec);
         let single = service("single", "2026-01-01T00:00:00Z", tcp(81));
-        let plan = plan(&[dual, single], &nodes, &no_endpoints);
+        let plan = fresh_plan(&[dual, single], &nodes);
         assert_eq!(ips(&plan, "default/dual"), ["fd00::1", "10.0.0.1"]);
         assert_eq!(ips(&plan, "default/single"), ["10.0.0.1"]);
+    }
+
+    #[test]
+    fn an_older_service_waits_for_a_port_a_newer_one_already_holds() {
+        let services = [
+            service("old", "2026-01-01T00:00:00Z", tcp(80)),
+            service("new", "2026-01-02T00:00:00Z", tcp(80)),
+        ];
+        let nodes = [internal("a", "10.0.0.1"), internal("b", "10.0.0.2")];
+        let held = |s: &Service| {
+            if s.name_any() == "new" {
+                names(&["a"])
+            } else {
+                BTreeSet::new()
+            }
+        };
+        let plan = plan(&Cluster {
+            services: &services,
+            nodes: &nodes,
+            held: &held,
+            local_nodes: &|_| BTreeSet::new(),
+        });
+        assert_eq!(ips(&plan, "default/new"), ["10.0.0.1"], "it keeps node a ...");
+        assert_eq!(
+            ips(&plan, "default/old"),
+            ["10.0.0.2"],
+            "... and the older one gets the free node"
+        );
+        assert_eq!(plan["default/old"].conflicts.len(), 1);
+        assert_eq!(plan["default/old"].conflicts[0].holder, "default/new");
+    }
+
+    #[test]
+    fn placed_pods_stay_under_no_schedule_and_on_not_ready_nodes() {
+        let address = |ip: &str| json!([{"type": "InternalIP", "address": ip}]);
+        let taint = |effect: &str| json!([{"key": "gpu", "effect": effect}]);
+        let nodes = [
+            node("no-schedule", true, address("10.0.0.1"), json!({}), taint("NoSchedule")),
+            node("no-execute", true, address("10.0.0.2"), json!({}), taint("NoExecute")),
+            node(
+                "not-ready",
+                false,
+                address("10.0.0.3"),
+                json!({}),
+                json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]),
+            ),
+        ];
+        let services = [service("web", "2026-01-01T00:00:00Z", tcp(80))];
+        let plan = plan(&Cluster {
+            services: &services,
+            nodes: &nodes,
+            held: &|_| names(&["no-schedule", "no-execute", "not-ready"]),
+            local_nodes: &|_| BTreeSet::new(),
+        });
+        assert_eq!(plan["default/web"].nodes, names(&["no-schedule", "not-ready"]));
+        assert_eq!(
+            ips(&plan, "default/web"),
+            ["10.0.0.1"],
+            "a NotReady node serves nothing"
+        );
+        assert!(
+            fresh_plan(&services, &nodes)["default/web"].nodes.is_empty(),
+            "no new pod goes to a node tainted by condition or by hand"
+        );
     }
 
     #[test]
