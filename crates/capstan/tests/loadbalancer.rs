@@ -140,6 +140,8 @@ fn load_balancers_answer_on_the_node_address_one_per_port() {
     );
     wait_event(&c, "web", "EnsuringLoadBalancer", "Ensuring load balancer");
     wait_event(&c, "web", "EnsuredLoadBalancer", "Ensured load balancer");
+    let updated = format!("Updated LoadBalancer with new IPs: [] -> [{node_ip}]");
+    wait_event(&c, "web", "UpdatedLoadBalancer", &updated);
 
     // Port 80/TCP is held on the only node: the second one waits, with a reason.
     c.ok_in(&["apply", "-f", "-"], &load_balancer("web-again", 80, ""));

@@ -590,7 +590,11 @@ async fn report(client: &kube::Client, service: &Service, fresh: bool, previous:
                 .await;
             }
             if previous != now.ips {
-                let message = format!("Updated LoadBalancer with new IPs: {previous:?} -> {:?}", now.ips);
+                let message = format!(
+                    "Updated LoadBalancer with new IPs: {} -> {}",
+                    go_list(previous),
+                    go_list(&now.ips)
+                );
                 event(client, service, "Normal", "UpdatedLoadBalancer", &message).await;
             }
         }
@@ -602,6 +606,11 @@ async fn report(client: &kube::Client, service: &Service, fresh: bool, previous:
             None => event(client, service, "Warning", "UnAvailableLoadBalancer", problem).await,
         },
     }
+}
+
+/// A list as Go's `%v` prints it, as in k3s's message: `[a b]`.
+fn go_list(items: &[String]) -> String {
+    format!("[{}]", items.join(" "))
 }
 
 /// Marks a [`Reported::problem`] that is a port conflict.
