@@ -3,6 +3,8 @@
 //! NodePort on 127.0.0.1 and the node's address; a pod that goes stops
 //! getting traffic; a Service without endpoints refuses connections. The
 //! proxy's table and route are gone after the node is cleaned up.
+//! Pods find Services by name through cluster DNS (the `kube-dns` Service),
+//! and reach the API at `https://kubernetes.default.svc` with their token.
 
 mod common;
 
@@ -11,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{BUSYBOX, Cluster};
+use common::{BUSYBOX, Cluster, wait_pod};
 
 /// Two replicas of busybox httpd answering with their pod name.
 fn web_manifest() -> String {
@@ -155,4 +157,96 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
     std::thread::sleep(Duration::from_millis(1500));
     let after: HashSet<String> = (0..20).filter_map(|_| get(service).ok()).collect();
     assert_eq!(after, remaining.into_iter().collect::<HashSet<_>>());
+}
+
+/// Runs `script` in a pod of `image` to completion; its phase and log.
+fn run_pod(c: &Cluster, name: &str, image: &str, script: &str) -> (String, String) {
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": image, "command": ["sh", "-c", script]}]},
+    });
+    c.ok_in(&["apply", "-f", "-"], &pod.to_string());
+    let done = |p: &serde_json::Value| matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    let pod = wait_pod(c, name, Duration::from_secs(90), done);
+    let phase = pod["status"]["phase"].as_str().unwrap_or_default().to_string();
+    (phase, c.ok(&["logs", name]))
+}
+
+#[test]
+fn pods_resolve_services_and_reach_the_api_by_name() {
+    let c = Cluster::start_node();
+    let images = tempfile::tempdir().unwrap();
+    let curl = images.path().join("curl.tar");
+    common::write_curl_image("docker.io/capstan-e2e/curl:1", &curl);
+    c.import_image(&curl);
+    c.ok_in(&["apply", "-f", "-"], &web_manifest());
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    let pods: HashSet<String> = c
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+
+    // The full name, then the bare one through the search path; ten more
+    // requests by name spread over both replicas.
+    let (phase, log) = run_pod(
+        &c,
+        "by-name",
+        BUSYBOX,
+        "set -e; wget -qO- http://web.default.svc.cluster.local/; wget -qO- http://web/; \
+         for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://web.default/; done; \
+         nslookup kubernetes.default.svc.cluster.local",
+    );
+    assert_eq!(phase, "Succeeded", "{log}");
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(pods.contains(lines[0]) && pods.contains(lines[1]), "{log}");
+    let spread: HashSet<String> = lines[2..12].iter().map(|l| l.to_string()).collect();
+    assert_eq!(spread, pods, "ten requests by name should reach both replicas: {log}");
+    let api_ip = c.ok(&["get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(log.contains(&format!("Address: {api_ip}")), "{log}");
+
+    // An unknown name fails to resolve (NXDOMAIN), it does not hang.
+    let (phase, log) = run_pod(
+        &c,
+        "unknown",
+        BUSYBOX,
+        "wget -qO- http://nothing-here.default.svc.cluster.local/",
+    );
+    assert_eq!(phase, "Failed", "{log}");
+    assert!(log.contains("bad address"), "{log}");
+
+    // The API through the `kubernetes` Service, authenticated by the pod's
+    // token: who am I, then a read its (RBAC-less, as upstream) account may not do.
+    let (phase, log) = run_pod(
+        &c,
+        "api-client",
+        "capstan-e2e/curl:1",
+        r#"cd /var/run/secrets/kubernetes.io/serviceaccount && auth="Authorization: Bearer $(cat token)" &&
+           api="curl -sS --cacert ca.crt -H Content-Type:application/json" &&
+           $api -H "$auth" --fail -d '{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}' \
+             https://kubernetes.default.svc/apis/authentication.k8s.io/v1/selfsubjectreviews && echo &&
+           $api -H "$auth" https://kubernetes.default.svc/api/v1/namespaces/$(cat namespace)/services/web"#,
+    );
+    assert_eq!(phase, "Succeeded", "{log}");
+    let replies: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&log)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{e}: {log}"));
+    let account = "system:serviceaccount:default:default";
+    assert_eq!(replies[0]["status"]["userInfo"]["username"], account, "{log}");
+    assert_eq!(replies[1]["code"], 403, "{log}");
+    assert_eq!(
+        replies[1]["message"],
+        format!(
+            "services \"web\" is forbidden: User \"{account}\" cannot get resource \"services\" in API group \"\" in the namespace \"default\""
+        ),
+        "{log}"
+    );
 }

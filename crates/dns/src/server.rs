@@ -14,7 +14,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use crate::records::{self, Answer, QueryType};
-use crate::watch::SharedZone;
+use crate::watch::{SharedClients, SharedZone};
 
 /// CoreDNS's kubernetes plugin answers with a 5 s TTL.
 pub const TTL: u32 = 5;
@@ -24,6 +24,7 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Handler {
     pub zone: SharedZone,
+    pub clients: SharedClients,
     /// The cluster domain, lowercase, without a trailing dot.
     pub domain: String,
     pub upstreams: Vec<SocketAddr>,
@@ -32,6 +33,15 @@ pub struct Handler {
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, response: R) -> ResponseInfo {
+        if !self
+            .clients
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .allows(request.src().ip())
+        {
+            tracing::debug!(source = %request.src(), "cluster DNS: refused a client outside the cluster");
+            return reply_error(request, response, ResponseCode::Refused).await;
+        }
         let Ok(info) = request.request_info() else {
             return reply_error(request, response, ResponseCode::FormErr).await;
         };
