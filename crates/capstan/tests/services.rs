@@ -250,3 +250,82 @@ fn pods_resolve_services_and_reach_the_api_by_name() {
         "{log}"
     );
 }
+
+/// A headless Service over two StatefulSet pods, and an ExternalName alias of one of them.
+fn stateful_manifest() -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: db}}
+spec:
+  clusterIP: None
+  selector: {{app: db}}
+  ports: [{{name: http, port: 8080}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db}}
+spec:
+  serviceName: db
+  replicas: 2
+  podManagementPolicy: Parallel
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: db
+        image: {BUSYBOX}
+        command: ["sh", "-c", "mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: alias}}
+spec:
+  type: ExternalName
+  externalName: db-1.db.default.svc.cluster.local
+"#
+    )
+}
+
+#[test]
+fn headless_statefulset_and_external_names_resolve_in_pods() {
+    let c = Cluster::start_node();
+    c.ok_in(&["apply", "-f", "-"], &stateful_manifest());
+    c.ok(&["rollout", "status", "statefulset/db", "--timeout=90s"]);
+    let pod_ips: HashSet<String> = c
+        .ok(&["get", "pods", "-l", "app=db", "-o", "jsonpath={.items[*].status.podIP}"])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(pod_ips.len(), 2);
+
+    // Names ending in a dot are absolute: nothing is asked outside cluster.local.
+    let (phase, log) = run_pod(
+        &c,
+        "lookup",
+        BUSYBOX,
+        "set -e; wget -qO- http://db-0.db:8080/; wget -qO- http://db-1.db.default.svc.cluster.local.:8080/; \
+         wget -qO- http://alias:8080/; echo ---; nslookup db.default.svc.cluster.local.; echo ---; \
+         nslookup alias.default.svc.cluster.local.",
+    );
+    assert_eq!(phase, "Succeeded", "{log}");
+    let parts: Vec<&str> = log.split("---").collect();
+    let pages: Vec<&str> = parts[0].lines().collect();
+    assert_eq!(pages, ["db-0", "db-1", "db-1"], "{log}");
+    // The headless name answers with every ready pod's address.
+    let headless: HashSet<String> = parts[1]
+        .lines()
+        .skip_while(|l| !l.starts_with("Name:"))
+        .filter_map(|l| l.strip_prefix("Address: "))
+        .map(|a| a.trim().to_string())
+        .collect();
+    assert_eq!(headless, pod_ips, "{log}");
+    assert!(
+        parts[2].contains("alias.default.svc.cluster.local\tcanonical name = db-1.db.default.svc.cluster.local"),
+        "{log}"
+    );
+}

@@ -462,7 +462,8 @@ enum Reach {
 }
 
 /// The test's flags, plus a DNS port of the server's own (servers run side
-/// by side) and the address the API listens on, unless the test chose them.
+/// by side), a dead DNS upstream and the address the API listens on,
+/// unless the test chose them.
 fn server_args(extra_args: &[&str], reach: Reach) -> Vec<String> {
     let mut args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
     let given = |flags: &[&str]| args.iter().any(|a| flags.contains(&a.as_str()));
@@ -476,6 +477,10 @@ fn server_args(extra_args: &[&str], reach: Reach) -> Vec<String> {
     }
     if !given(&["--bind-address"]) {
         defaults.extend(["--bind-address".to_string(), address.to_string()]);
+    }
+    // Tests never resolve names outside the cluster: an upstream nobody answers on.
+    if !given(&["--dns-upstream", "--disable-dns"]) {
+        defaults.extend(["--dns-upstream".to_string(), format!("127.0.0.1:{}", free_port())]);
     }
     args.extend(defaults);
     args
