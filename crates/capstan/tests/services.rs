@@ -63,6 +63,20 @@ fn get(address: SocketAddr) -> std::io::Result<String> {
     Ok(response.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
 }
 
+/// Who answers at `address` over many requests, until all of `expected`
+/// have (the proxy adds endpoints as they become ready) or 20 s pass.
+fn answering(address: SocketAddr, expected: &HashSet<String>) -> HashSet<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = HashSet::new();
+    while &seen != expected && Instant::now() < deadline {
+        match get(address) {
+            Ok(body) => drop(seen.insert(body)),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    seen
+}
+
 /// Retries `get` until it answers (rules follow the EndpointSlice within a second or so).
 fn get_eventually(address: SocketAddr) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -105,9 +119,7 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
 
     // From the host: the ClusterIP, spread over both replicas.
     let service: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
-    get_eventually(service);
-    let answers: HashSet<String> = (0..40).filter_map(|_| get(service).ok()).collect();
-    assert_eq!(answers, pods, "40 requests should reach both replicas");
+    assert_eq!(answering(service, &pods), pods, "requests should reach both replicas");
 
     // NodePort on loopback and on the node's address.
     for host in ["127.0.0.1", node_ip.as_str()] {
@@ -193,22 +205,25 @@ fn pods_resolve_services_and_reach_the_api_by_name() {
         .split_whitespace()
         .map(str::to_string)
         .collect();
+    let cluster_ip = c.ok(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let service: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
+    assert_eq!(answering(service, &pods), pods, "both replicas behind the Service");
 
-    // The full name, then the bare one through the search path; ten more
+    // The full name, then the bare one through the search path; 30 more
     // requests by name spread over both replicas.
     let (phase, log) = run_pod(
         &c,
         "by-name",
         BUSYBOX,
         "set -e; wget -qO- http://web.default.svc.cluster.local/; wget -qO- http://web/; \
-         for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://web.default/; done; \
+         for i in $(seq 30); do wget -qO- http://web.default/; done; \
          nslookup kubernetes.default.svc.cluster.local",
     );
     assert_eq!(phase, "Succeeded", "{log}");
     let lines: Vec<&str> = log.lines().collect();
     assert!(pods.contains(lines[0]) && pods.contains(lines[1]), "{log}");
-    let spread: HashSet<String> = lines[2..12].iter().map(|l| l.to_string()).collect();
-    assert_eq!(spread, pods, "ten requests by name should reach both replicas: {log}");
+    let spread: HashSet<String> = lines[2..32].iter().map(|l| l.to_string()).collect();
+    assert_eq!(spread, pods, "30 requests by name should reach both replicas: {log}");
     let api_ip = c.ok(&["get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]);
     assert!(log.contains(&format!("Address: {api_ip}")), "{log}");
 
