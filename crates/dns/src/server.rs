@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{Header, HeaderCounts, Message, Metadata, ResponseCode};
+use hickory_server::proto::op::{Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode};
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -62,6 +62,7 @@ impl Handler {
         name: &str,
         qtype: RecordType,
     ) -> ResponseInfo {
+        let record_type = qtype;
         let qtype = match qtype {
             RecordType::A => QueryType::A,
             RecordType::AAAA => QueryType::Aaaa,
@@ -77,7 +78,11 @@ impl Handler {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
         let (answers, soa) = match answer {
-            Answer::Records(found) => (found.iter().filter_map(to_record).collect(), Vec::new()),
+            Answer::Records(found) => {
+                let mut answers: Vec<Record> = found.iter().filter_map(to_record).collect();
+                answers.extend(self.chase_outside(found.last(), record_type).await);
+                (answers, Vec::new())
+            }
             Answer::NoData => (Vec::new(), vec![self.soa()]),
             Answer::NxDomain => {
                 metadata.response_code = ResponseCode::NXDomain;
@@ -111,6 +116,34 @@ impl Handler {
             TTL,
         );
         Record::from_rdata(name(&self.domain), TTL, RData::SOA(soa))
+    }
+
+    /// An ExternalName pointing outside the cluster domain is resolved
+    /// upstream, as CoreDNS does: stub resolvers in pods do not follow a
+    /// bare CNAME. Nothing is added when no upstream answers.
+    async fn chase_outside(&self, last: Option<&records::Record>, qtype: RecordType) -> Vec<Record> {
+        let Some(records::Record::Cname { target, .. }) = last else {
+            return Vec::new();
+        };
+        if !matches!(qtype, RecordType::A | RecordType::AAAA) {
+            return Vec::new();
+        }
+        let Ok(name) = Name::from_ascii(format!("{target}.")) else {
+            return Vec::new();
+        };
+        let mut query = Message::new(rand::random(), MessageType::Query, OpCode::Query);
+        query.metadata.recursion_desired = true;
+        query.add_query(Query::query(name, qtype));
+        let Ok(bytes) = query.to_vec() else {
+            return Vec::new();
+        };
+        for upstream in &self.upstreams {
+            match exchange(*upstream, &bytes).await {
+                Ok(reply) => return reply.answers,
+                Err(err) => tracing::debug!(%upstream, %err, "cluster DNS: upstream failed"),
+            }
+        }
+        Vec::new()
     }
 
     /// Relays the query to the first upstream that answers.
