@@ -42,7 +42,8 @@ pub struct ServerArgs {
     bind_address: IpAddr,
 
     /// The address pods reach the API on: the endpoint of the `kubernetes`
-    /// Service (default: --node-ip, else the default route's interface address).
+    /// Service (default: --bind-address if it is a specific address, else
+    /// --node-ip, else the default route's interface address).
     #[arg(long)]
     advertise_address: Option<IpAddr>,
 
