@@ -227,24 +227,36 @@ impl ApiError {
         Self::new(401, "Unauthorized", "Unauthorized")
     }
 
-    /// 403: `pods is forbidden: User "u" cannot list resource "pods" in API group "" in the namespace "default"`.
-    pub fn forbidden(user: &str, verb: &str, resource: &ResourceType, namespace: Option<&str>) -> ApiError {
+    /// 403 as upstream's authorization filter words it:
+    /// `pods "p" is forbidden: User "u" cannot get resource "pods/log" in API group "" in the namespace "default"`
+    /// (no name for collections).
+    pub fn forbidden(
+        user: &str,
+        verb: &str,
+        resource: &ResourceType,
+        subresource: Option<&str>,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> ApiError {
         let scope = match namespace {
             Some(ns) => format!(" in the namespace \"{ns}\""),
             None => " at the cluster scope".to_string(),
         };
+        let target = match subresource {
+            Some(sub) => format!("{}/{sub}", resource.plural),
+            None => resource.plural.to_string(),
+        };
+        let subject = match name {
+            Some(name) => format!("{} \"{name}\"", resource.qualified_plural()),
+            None => resource.qualified_plural(),
+        };
+        let message = format!(
+            "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{target}\" in API group \"{}\"{scope}",
+            resource.group
+        );
         ApiError {
-            details: details("", resource.group, resource.plural),
-            ..Self::new(
-                403,
-                "Forbidden",
-                format!(
-                    "{} is forbidden: User \"{user}\" cannot {verb} resource \"{}\" in API group \"{}\"{scope}",
-                    resource.qualified_plural(),
-                    resource.plural,
-                    resource.group
-                ),
-            )
+            details: details(name.unwrap_or_default(), resource.group, resource.plural),
+            ..Self::new(403, "Forbidden", message)
         }
     }
 
@@ -395,8 +407,16 @@ mod tests {
             r#"Operation cannot be fulfilled on deployments.apps "d": the object has been modified; please apply your changes to the latest version and try again"#
         );
         assert_eq!(
-            ApiError::forbidden("u", "list", pods, Some("default")).message,
+            ApiError::forbidden("u", "list", pods, None, Some("default"), None).message,
             r#"pods is forbidden: User "u" cannot list resource "pods" in API group "" in the namespace "default""#
+        );
+        assert_eq!(
+            ApiError::forbidden("u", "get", pods, Some("log"), Some("default"), Some("p")).message,
+            r#"pods "p" is forbidden: User "u" cannot get resource "pods/log" in API group "" in the namespace "default""#
+        );
+        assert_eq!(
+            ApiError::forbidden("u", "delete", deploy, None, None, Some("d")).message,
+            r#"deployments.apps "d" is forbidden: User "u" cannot delete resource "deployments" in API group "apps" at the cluster scope"#
         );
     }
 

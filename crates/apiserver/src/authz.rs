@@ -99,7 +99,9 @@ fn forbidden(user: &UserInfo, attributes: &Attributes<'_>, reason: Option<&str>)
                 &user.name,
                 request.verb.as_str(),
                 resource,
+                request.subresource.as_deref(),
                 request.namespace.as_deref(),
+                request.name.as_deref(),
             )
         }
         Attributes::Path { verb, path } => ApiError::forbidden_path(&user.name, verb, path),

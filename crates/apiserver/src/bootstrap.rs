@@ -39,7 +39,71 @@ pub async fn run(server: &ApiServer) -> Result<(), ApiError> {
         "spec": {"cidrs": [server.config.service_cidr.to_string()]},
     });
     create_if_missing(server, ("networking.k8s.io", "servicecidrs"), None, service_cidr).await?;
-    create_if_missing(server, ("", "services"), Some("default"), service).await
+    create_if_missing(server, ("", "services"), Some("default"), service).await?;
+    if let Some(address) = server.config.advertise_address {
+        for (resource, object) in kubernetes_endpoints(address, server.config.port) {
+            upsert(server, resource, object).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Where pods reach the API through the `kubernetes` Service: upstream's
+/// endpoint reconciler keeps an Endpoints and an EndpointSlice (both named
+/// `kubernetes`) pointing at each API server's advertise address.
+fn kubernetes_endpoints(address: std::net::IpAddr, port: u16) -> [((&'static str, &'static str), Object); 2] {
+    let family = if address.is_ipv4() { "IPv4" } else { "IPv6" };
+    let endpoints = json!({
+        "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{
+            "addresses": [{"ip": address.to_string()}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }],
+    });
+    let slice = json!({
+        "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": family,
+        "endpoints": [{"addresses": [address.to_string()], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    });
+    [
+        (("", "endpoints"), endpoints),
+        (("discovery.k8s.io", "endpointslices"), slice),
+    ]
+}
+
+/// Creates `object` in `default`, or replaces what is there when its
+/// content differs (the address moves when the machine's does).
+async fn upsert(server: &ApiServer, (group, plural): (&str, &str), mut object: Object) -> Result<(), ApiError> {
+    let resource = registry::lookup(group, "v1", plural).ok_or_else(|| ApiError::internal(format!("no {plural}")))?;
+    let name = capstan_apimachinery::meta::name(&object).to_string();
+    let key = ObjectKey {
+        resource,
+        namespace: Some("default"),
+        name: &name,
+    };
+    let Some(current) = server.objects.try_get(key).await? else {
+        return create_if_missing(server, (group, plural), Some("default"), object).await;
+    };
+    let content = |o: &Object| {
+        let mut o = o.clone();
+        if let Some(fields) = o.as_object_mut() {
+            for generated in ["metadata", "apiVersion", "kind"] {
+                fields.remove(generated);
+            }
+        }
+        o
+    };
+    if content(&current) == content(&object) {
+        return Ok(());
+    }
+    object["metadata"] = current["metadata"].clone();
+    let revision = capstan_apimachinery::meta::resource_version(&current)
+        .parse()
+        .map_err(|_| ApiError::internal(format!("{plural}/{name}: unreadable resourceVersion")))?;
+    server.objects.update(key, object, revision).await?;
+    tracing::info!(resource = plural, name, "updated the API server's endpoints");
+    Ok(())
 }
 
 /// Upstream's `system-node-critical` and `system-cluster-critical`.

@@ -57,6 +57,9 @@ pub struct Config {
     pub service_cidr: IpNet,
     /// Where NodePorts come from (`--service-node-port-range`).
     pub node_port_range: PortRange,
+    /// Where pods reach this API server (`--advertise-address`): the
+    /// endpoint of the `kubernetes` Service. None publishes no endpoint.
+    pub advertise_address: Option<IpAddr>,
 }
 
 impl Config {

@@ -30,6 +30,8 @@ pub struct ServeOptions {
     pub cluster_domain: String,
     /// Also write the admin kubeconfig here (`--write-kubeconfig`).
     pub write_kubeconfig: Option<PathBuf>,
+    /// The `kubernetes` Service's endpoint (`--advertise-address`).
+    pub advertise_address: Option<IpAddr>,
 }
 
 impl ServeOptions {
@@ -55,6 +57,7 @@ impl Listening {
             port: options.port,
             service_cidr: options.service_cidr,
             node_port_range: options.node_port_range,
+            advertise_address: options.advertise_address,
         };
         let pki = Pki::load_or_create(&PkiOptions {
             dir: options.data_dir.join("server/tls"),

@@ -41,6 +41,12 @@ pub struct ServerArgs {
     #[arg(long, default_value = "0.0.0.0")]
     bind_address: IpAddr,
 
+    /// The address pods reach the API on: the endpoint of the `kubernetes`
+    /// Service (default: --bind-address if it is a specific address, else
+    /// --node-ip, else the default route's interface address).
+    #[arg(long)]
+    advertise_address: Option<IpAddr>,
+
     /// Also write the admin kubeconfig to this path (it is always written to <data-dir>/admin.kubeconfig).
     #[arg(long)]
     write_kubeconfig: Option<PathBuf>,
@@ -136,7 +142,18 @@ impl ServerArgs {
             node_port_range: self.service_node_port_range,
             cluster_domain: self.cluster_domain.clone(),
             write_kubeconfig: self.write_kubeconfig.clone(),
+            advertise_address: self.advertise_address(),
         })
+    }
+}
+
+impl ServerArgs {
+    /// `--advertise-address`, else a specific `--bind-address`, else the node's IP (as upstream).
+    fn advertise_address(&self) -> Option<IpAddr> {
+        self.advertise_address
+            .or((!self.bind_address.is_unspecified() && !self.bind_address.is_loopback()).then_some(self.bind_address))
+            .or(self.node.node_ip)
+            .or_else(capstan_kubelet::node::default_ip)
     }
 }
 
@@ -247,8 +264,17 @@ async fn serve(args: ServerArgs) -> Result<()> {
     });
     let dns = dns_client.map(|client| {
         let (dns, stop) = (args.dns.clone(), stopping(&stopped));
-        let names = (args.node.cluster_dns, args.cluster_domain.clone());
-        tokio::spawn(async move { dns.run(client, names, stop).await })
+        let cluster = crate::dns::ClusterNetwork {
+            dns_ip: args.node.cluster_dns,
+            domain: args.cluster_domain.clone(),
+            cluster_cidr: controller_options
+                .cluster_cidr
+                .unwrap_or(DEFAULT_CLUSTER_CIDR.parse().expect("literal")),
+            service_cidr: args.service_cidr.trunc(),
+            node_name: args.node.node_name(),
+            node_ip: args.node.node_ip.or_else(capstan_kubelet::node::default_ip),
+        };
+        tokio::spawn(async move { dns.run(client, cluster, stop).await })
     });
     let components: Vec<_> = clients
         .into_iter()

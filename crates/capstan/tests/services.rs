@@ -3,6 +3,8 @@
 //! NodePort on 127.0.0.1 and the node's address; a pod that goes stops
 //! getting traffic; a Service without endpoints refuses connections. The
 //! proxy's table and route are gone after the node is cleaned up.
+//! Pods find Services by name through cluster DNS (the `kube-dns` Service),
+//! and reach the API at `https://kubernetes.default.svc` with their token.
 
 mod common;
 
@@ -11,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{BUSYBOX, Cluster};
+use common::{BUSYBOX, Cluster, wait_pod};
 
 /// Two replicas of busybox httpd answering with their pod name.
 fn web_manifest() -> String {
@@ -61,6 +63,20 @@ fn get(address: SocketAddr) -> std::io::Result<String> {
     Ok(response.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
 }
 
+/// Who answers at `address` over many requests, until all of `expected`
+/// have (the proxy adds endpoints as they become ready) or 20 s pass.
+fn answering(address: SocketAddr, expected: &HashSet<String>) -> HashSet<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = HashSet::new();
+    while &seen != expected && Instant::now() < deadline {
+        match get(address) {
+            Ok(body) => drop(seen.insert(body)),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    seen
+}
+
 /// Retries `get` until it answers (rules follow the EndpointSlice within a second or so).
 fn get_eventually(address: SocketAddr) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -103,9 +119,7 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
 
     // From the host: the ClusterIP, spread over both replicas.
     let service: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
-    get_eventually(service);
-    let answers: HashSet<String> = (0..40).filter_map(|_| get(service).ok()).collect();
-    assert_eq!(answers, pods, "40 requests should reach both replicas");
+    assert_eq!(answering(service, &pods), pods, "requests should reach both replicas");
 
     // NodePort on loopback and on the node's address.
     for host in ["127.0.0.1", node_ip.as_str()] {
@@ -155,4 +169,178 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
     std::thread::sleep(Duration::from_millis(1500));
     let after: HashSet<String> = (0..20).filter_map(|_| get(service).ok()).collect();
     assert_eq!(after, remaining.into_iter().collect::<HashSet<_>>());
+}
+
+/// Runs `script` in a pod of `image` to completion; its phase and log.
+fn run_pod(c: &Cluster, name: &str, image: &str, script: &str) -> (String, String) {
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": image, "command": ["sh", "-c", script]}]},
+    });
+    c.ok_in(&["apply", "-f", "-"], &pod.to_string());
+    let done = |p: &serde_json::Value| matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    let pod = wait_pod(c, name, Duration::from_secs(90), done);
+    let phase = pod["status"]["phase"].as_str().unwrap_or_default().to_string();
+    (phase, c.ok(&["logs", name]))
+}
+
+#[test]
+fn pods_resolve_services_and_reach_the_api_by_name() {
+    let c = Cluster::start_node();
+    let images = tempfile::tempdir().unwrap();
+    let curl = images.path().join("curl.tar");
+    common::write_curl_image("docker.io/capstan-e2e/curl:1", &curl);
+    c.import_image(&curl);
+    c.ok_in(&["apply", "-f", "-"], &web_manifest());
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    let pods: HashSet<String> = c
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let cluster_ip = c.ok(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let service: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
+    assert_eq!(answering(service, &pods), pods, "both replicas behind the Service");
+
+    // The full name, then the bare one through the search path; 30 more
+    // requests by name spread over both replicas.
+    let (phase, log) = run_pod(
+        &c,
+        "by-name",
+        BUSYBOX,
+        "set -e; wget -qO- http://web.default.svc.cluster.local/; wget -qO- http://web/; \
+         for i in $(seq 30); do wget -qO- http://web.default/; done; \
+         nslookup kubernetes.default.svc.cluster.local",
+    );
+    assert_eq!(phase, "Succeeded", "{log}");
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(pods.contains(lines[0]) && pods.contains(lines[1]), "{log}");
+    let spread: HashSet<String> = lines[2..32].iter().map(|l| l.to_string()).collect();
+    assert_eq!(spread, pods, "30 requests by name should reach both replicas: {log}");
+    let api_ip = c.ok(&["get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(log.contains(&format!("Address: {api_ip}")), "{log}");
+
+    // An unknown name fails to resolve (NXDOMAIN), it does not hang.
+    let (phase, log) = run_pod(
+        &c,
+        "unknown",
+        BUSYBOX,
+        "wget -qO- http://nothing-here.default.svc.cluster.local/",
+    );
+    assert_eq!(phase, "Failed", "{log}");
+    assert!(log.contains("bad address"), "{log}");
+
+    // The API through the `kubernetes` Service, authenticated by the pod's
+    // token: who am I, then a read its (RBAC-less, as upstream) account may not do.
+    let (phase, log) = run_pod(
+        &c,
+        "api-client",
+        "capstan-e2e/curl:1",
+        r#"cd /var/run/secrets/kubernetes.io/serviceaccount && auth="Authorization: Bearer $(cat token)" &&
+           api="curl -sS --cacert ca.crt -H Content-Type:application/json" &&
+           $api -H "$auth" --fail -d '{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}' \
+             https://kubernetes.default.svc/apis/authentication.k8s.io/v1/selfsubjectreviews && echo &&
+           $api -H "$auth" https://kubernetes.default.svc/api/v1/namespaces/$(cat namespace)/services/web"#,
+    );
+    assert_eq!(phase, "Succeeded", "{log}");
+    let replies: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&log)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{e}: {log}"));
+    let account = "system:serviceaccount:default:default";
+    assert_eq!(replies[0]["status"]["userInfo"]["username"], account, "{log}");
+    assert_eq!(replies[1]["code"], 403, "{log}");
+    assert_eq!(
+        replies[1]["message"],
+        format!(
+            "services \"web\" is forbidden: User \"{account}\" cannot get resource \"services\" in API group \"\" in the namespace \"default\""
+        ),
+        "{log}"
+    );
+}
+
+/// A headless Service over two StatefulSet pods, and an ExternalName alias of one of them.
+fn stateful_manifest() -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: db}}
+spec:
+  clusterIP: None
+  selector: {{app: db}}
+  ports: [{{name: http, port: 8080}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db}}
+spec:
+  serviceName: db
+  replicas: 2
+  podManagementPolicy: Parallel
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: db
+        image: {BUSYBOX}
+        command: ["sh", "-c", "mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: alias}}
+spec:
+  type: ExternalName
+  externalName: db-1.db.default.svc.cluster.local
+"#
+    )
+}
+
+#[test]
+fn headless_statefulset_and_external_names_resolve_in_pods() {
+    let c = Cluster::start_node();
+    c.ok_in(&["apply", "-f", "-"], &stateful_manifest());
+    c.ok(&["rollout", "status", "statefulset/db", "--timeout=90s"]);
+    let pod_ips: HashSet<String> = c
+        .ok(&["get", "pods", "-l", "app=db", "-o", "jsonpath={.items[*].status.podIP}"])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(pod_ips.len(), 2);
+
+    // Names ending in a dot are absolute: nothing is asked outside cluster.local.
+    let (phase, log) = run_pod(
+        &c,
+        "lookup",
+        BUSYBOX,
+        "set -e; wget -qO- http://db-0.db:8080/; wget -qO- http://db-1.db.default.svc.cluster.local.:8080/; \
+         wget -qO- http://alias:8080/; echo ---; nslookup db.default.svc.cluster.local.; echo ---; \
+         nslookup alias.default.svc.cluster.local.",
+    );
+    assert_eq!(phase, "Succeeded", "{log}");
+    let parts: Vec<&str> = log.split("---").collect();
+    let pages: Vec<&str> = parts[0].lines().collect();
+    assert_eq!(pages, ["db-0", "db-1", "db-1"], "{log}");
+    // The headless name answers with every ready pod's address.
+    let headless: HashSet<String> = parts[1]
+        .lines()
+        .skip_while(|l| !l.starts_with("Name:"))
+        .filter_map(|l| l.strip_prefix("Address: "))
+        .map(|a| a.trim().to_string())
+        .collect();
+    assert_eq!(headless, pod_ips, "{log}");
+    assert!(
+        parts[2].contains("alias.default.svc.cluster.local\tcanonical name = db-1.db.default.svc.cluster.local"),
+        "{log}"
+    );
 }

@@ -37,6 +37,9 @@ pub enum Answer {
 }
 
 /// The record types this zone answers.
+/// How many in-zone ExternalName hops [`Zone::lookup`] follows (a loop ends there).
+const MAX_CNAME_CHAIN: usize = 8;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryType {
     A,
@@ -193,8 +196,33 @@ impl Zone {
         all
     }
 
-    /// Answers `name` (lowercase, no trailing dot) within `domain`.
+    /// Answers `name` (lowercase, no trailing dot) within `domain`. An
+    /// ExternalName pointing inside the domain is followed, as CoreDNS
+    /// does: stub resolvers do not chase a CNAME themselves.
     pub fn lookup(&self, domain: &str, name: &str, qtype: QueryType) -> Answer {
+        let mut answer = self.lookup_one(domain, name, qtype);
+        for _ in 0..MAX_CNAME_CHAIN {
+            let Answer::Records(found) = &answer else { break };
+            let Some(Record::Cname { target, .. }) = found.last() else {
+                break;
+            };
+            if qtype == QueryType::Cname || strip_domain(target, domain).is_none() {
+                break;
+            }
+            let target = target.clone();
+            match self.lookup_one(domain, &target, qtype) {
+                Answer::Records(more) => {
+                    if let Answer::Records(found) = &mut answer {
+                        found.extend(more);
+                    }
+                }
+                _ => break,
+            }
+        }
+        answer
+    }
+
+    fn lookup_one(&self, domain: &str, name: &str, qtype: QueryType) -> Answer {
         let Some(relative) = strip_domain(name, domain) else {
             return Answer::NxDomain;
         };
@@ -519,6 +547,40 @@ mod tests {
         );
         assert_eq!(zone.lookup(DOMAIN, "svc.cluster.local", QueryType::A), Answer::NoData);
         assert_eq!(zone.lookup(DOMAIN, "example.com", QueryType::A), Answer::NxDomain);
+    }
+
+    #[test]
+    fn external_names_inside_the_domain_are_followed() {
+        let mut zone = zone();
+        let alias = |name: &str, target: &str| -> Service {
+            serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default"},
+                "spec": {"type": "ExternalName", "externalName": target}}))
+            .unwrap()
+        };
+        zone.apply_service(&alias("alias", "web.default.svc.cluster.local."));
+        zone.apply_service(&alias("loop", "loop.default.svc.cluster.local"));
+        let Answer::Records(found) = zone.lookup(DOMAIN, "alias.default.svc.cluster.local", QueryType::A) else {
+            panic!("no answer")
+        };
+        assert_eq!(
+            found[0],
+            Record::Cname {
+                name: "alias.default.svc.cluster.local".into(),
+                target: "web.default.svc.cluster.local".into()
+            }
+        );
+        assert_eq!(found[1..], ips_records(&zone, "web.default.svc.cluster.local")[..]);
+        let Answer::Records(looped) = zone.lookup(DOMAIN, "loop.default.svc.cluster.local", QueryType::A) else {
+            panic!("no answer")
+        };
+        assert_eq!(looped.len(), 1 + MAX_CNAME_CHAIN, "a loop stops");
+    }
+
+    fn ips_records(zone: &Zone, name: &str) -> Vec<Record> {
+        match zone.lookup(DOMAIN, name, QueryType::A) {
+            Answer::Records(found) => found,
+            other => panic!("{name}: {other:?}"),
+        }
     }
 
     #[test]

@@ -7,14 +7,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{Header, HeaderCounts, Message, Metadata, ResponseCode};
+use hickory_server::proto::op::{Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode};
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use crate::records::{self, Answer, QueryType};
-use crate::watch::SharedZone;
+use crate::watch::{SharedClients, SharedZone};
 
 /// CoreDNS's kubernetes plugin answers with a 5 s TTL.
 pub const TTL: u32 = 5;
@@ -24,6 +24,7 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Handler {
     pub zone: SharedZone,
+    pub clients: SharedClients,
     /// The cluster domain, lowercase, without a trailing dot.
     pub domain: String,
     pub upstreams: Vec<SocketAddr>,
@@ -32,6 +33,15 @@ pub struct Handler {
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
     async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, response: R) -> ResponseInfo {
+        if !self
+            .clients
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .allows(request.src().ip())
+        {
+            tracing::debug!(source = %request.src(), "cluster DNS: refused a client outside the cluster");
+            return reply_error(request, response, ResponseCode::Refused).await;
+        }
         let Ok(info) = request.request_info() else {
             return reply_error(request, response, ResponseCode::FormErr).await;
         };
@@ -52,6 +62,7 @@ impl Handler {
         name: &str,
         qtype: RecordType,
     ) -> ResponseInfo {
+        let record_type = qtype;
         let qtype = match qtype {
             RecordType::A => QueryType::A,
             RecordType::AAAA => QueryType::Aaaa,
@@ -67,7 +78,11 @@ impl Handler {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
         let (answers, soa) = match answer {
-            Answer::Records(found) => (found.iter().filter_map(to_record).collect(), Vec::new()),
+            Answer::Records(found) => {
+                let mut answers: Vec<Record> = found.iter().filter_map(to_record).collect();
+                answers.extend(self.chase_outside(found.last(), record_type).await);
+                (answers, Vec::new())
+            }
             Answer::NoData => (Vec::new(), vec![self.soa()]),
             Answer::NxDomain => {
                 metadata.response_code = ResponseCode::NXDomain;
@@ -101,6 +116,34 @@ impl Handler {
             TTL,
         );
         Record::from_rdata(name(&self.domain), TTL, RData::SOA(soa))
+    }
+
+    /// An ExternalName pointing outside the cluster domain is resolved
+    /// upstream, as CoreDNS does: stub resolvers in pods do not follow a
+    /// bare CNAME. Nothing is added when no upstream answers.
+    async fn chase_outside(&self, last: Option<&records::Record>, qtype: RecordType) -> Vec<Record> {
+        let Some(records::Record::Cname { target, .. }) = last else {
+            return Vec::new();
+        };
+        if !matches!(qtype, RecordType::A | RecordType::AAAA) {
+            return Vec::new();
+        }
+        let Ok(name) = Name::from_ascii(format!("{target}.")) else {
+            return Vec::new();
+        };
+        let mut query = Message::new(rand::random(), MessageType::Query, OpCode::Query);
+        query.metadata.recursion_desired = true;
+        query.add_query(Query::query(name, qtype));
+        let Ok(bytes) = query.to_vec() else {
+            return Vec::new();
+        };
+        for upstream in &self.upstreams {
+            match exchange(*upstream, &bytes).await {
+                Ok(reply) => return reply.answers,
+                Err(err) => tracing::debug!(%upstream, %err, "cluster DNS: upstream failed"),
+            }
+        }
+        Vec::new()
     }
 
     /// Relays the query to the first upstream that answers.

@@ -58,7 +58,7 @@ impl Cluster {
     /// [`start`](Self::start) with extra server flags.
     pub fn start_with(extra_args: &[&str]) -> Cluster {
         let mut args = vec!["--disable-agent".to_string()];
-        args.extend(server_args(extra_args));
+        args.extend(server_args(extra_args, Reach::Loopback));
         let dir = tempdir();
         let child = spawn_server(&dir, 0, &args);
         let cluster = Cluster {
@@ -83,7 +83,7 @@ impl Cluster {
         let dir = tempdir();
         let node = Node::prepare("e2e-node", &dir.path().join("data"));
         let mut args = node.flags();
-        args.extend(server_args(extra_args));
+        args.extend(server_args(extra_args, Reach::Pods));
         let (child, port) = spawn_server(&dir, 0, &args);
         let cluster = Cluster {
             child,
@@ -201,6 +201,18 @@ impl Cluster {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// `capstan image import` of a tarball into this cluster's node.
+    pub fn import_image(&self, tarball: &Path) {
+        let out = Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .args(["image", "import"])
+            .arg(tarball)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .output()
+            .expect("run capstan image import");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -440,12 +452,37 @@ impl Node {
     }
 }
 
-/// The test's flags, plus a DNS port of the server's own: servers run side by side.
-fn server_args(extra_args: &[&str]) -> Vec<String> {
+/// Who must reach a test server's API and DNS.
+#[derive(Clone, Copy)]
+enum Reach {
+    /// The test process only.
+    Loopback,
+    /// Also pods (through the `kubernetes` and `kube-dns` Services): the node's address.
+    Pods,
+}
+
+/// The test's flags, plus a DNS port of the server's own (servers run side
+/// by side), a dead DNS upstream and the address the API listens on,
+/// unless the test chose them.
+fn server_args(extra_args: &[&str], reach: Reach) -> Vec<String> {
     let mut args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
-    if !args.iter().any(|a| a == "--dns-listen" || a == "--disable-dns") {
-        args.extend(["--dns-listen".into(), "127.0.0.1:0".into()]);
+    let given = |flags: &[&str]| args.iter().any(|a| flags.contains(&a.as_str()));
+    let address = match reach {
+        Reach::Loopback => "127.0.0.1",
+        Reach::Pods => "0.0.0.0",
+    };
+    let mut defaults = Vec::new();
+    if !given(&["--dns-listen", "--disable-dns"]) {
+        defaults.extend(["--dns-listen".to_string(), format!("{address}:0")]);
     }
+    if !given(&["--bind-address"]) {
+        defaults.extend(["--bind-address".to_string(), address.to_string()]);
+    }
+    // Tests never resolve names outside the cluster: an upstream nobody answers on.
+    if !given(&["--dns-upstream", "--disable-dns"]) {
+        defaults.extend(["--dns-upstream".to_string(), format!("127.0.0.1:{}", free_port())]);
+    }
+    args.extend(defaults);
     args
 }
 
@@ -498,16 +535,6 @@ fn tempdir() -> TempDir {
 
 /// Starts `capstan server` on `dir` (on `port`, or a free one if 0);
 /// its log is appended to `<dir>/server.log`.
-/// Servers run side by side: each answers DNS on a port of its own, unless
-/// the test chose one.
-fn own_dns_port(args: &[String]) -> Vec<&'static str> {
-    if args.iter().any(|a| a == "--dns-listen" || a == "--disable-dns") {
-        Vec::new()
-    } else {
-        vec!["--dns-listen", "127.0.0.1:0"]
-    }
-}
-
 fn spawn_server(dir: &TempDir, port: u16, args: &[String]) -> (Child, u16) {
     let port = if port == 0 { free_port() } else { port };
     let log = std::fs::OpenOptions::new()
@@ -519,9 +546,8 @@ fn spawn_server(dir: &TempDir, port: u16, args: &[String]) -> (Child, u16) {
         .arg("server")
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .args(["--https-listen-port", &port.to_string(), "--bind-address", "127.0.0.1"])
+        .args(["--https-listen-port", &port.to_string()])
         .args(args)
-        .args(own_dns_port(args))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
@@ -543,6 +569,29 @@ fn build_test_images(dir: &Path) {
     image
         .write_to(&dir.join("busybox.tar"))
         .expect("write the busybox image");
+}
+
+/// An image with the host's `curl` (and the shared libraries it loads) on
+/// top of busybox: pods that need TLS, which busybox lacks. Written to
+/// `path` for `capstan image import`.
+pub fn write_curl_image(name: &str, path: &Path) {
+    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (Debian busybox-static)");
+    let mut image = capstan_containerd::archive::busybox(name, busybox, capstan_containerd::archive::BUSYBOX_APPLETS);
+    let ldd = Command::new("ldd").arg("/usr/bin/curl").output().expect("ldd");
+    let libraries = String::from_utf8_lossy(&ldd.stdout)
+        .lines()
+        .filter_map(|line| {
+            line.split_whitespace()
+                .find(|word| word.starts_with('/'))
+                .map(str::to_string)
+        })
+        .collect::<Vec<_>>();
+    for file in libraries.iter().map(String::as_str).chain(["/usr/bin/curl"]) {
+        let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        image = image.file(file.trim_start_matches('/'), bytes, 0o755);
+    }
+    image = image.env("LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64");
+    image.write_to(path).expect("write the curl image");
 }
 
 fn rand_u32() -> u32 {
