@@ -267,6 +267,24 @@ fn the_ingress_follows_the_eligible_hollow_nodes() {
     assert_eq!(external_ip(&c, "older"), "<pending>");
     c.ok(&["delete", "service", "older"]);
 
+    // A running pod's hostPort keeps a svclb pod (so the address) off its node.
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: edge}}\nspec:\n  nodeName: {}\n  containers:\n  \
+         - {{name: c, image: {BUSYBOX}, ports: [{{containerPort: 9090, hostPort: 9090}}]}}\n",
+        nodes[2].0
+    );
+    c.ok_in(&["apply", "-f", "-"], &pod);
+    common::wait_pod(&c, "edge", Duration::from_secs(30), |p| {
+        p["status"]["phase"] == "Running"
+    });
+    c.ok_in(&["apply", "-f", "-"], &load_balancer("edge", 9090, ""));
+    let mut others = vec![ip(0), ip(1)];
+    others.sort();
+    wait_ingress(&c, "edge", &others);
+    c.ok(&["delete", "pod", "edge", "--wait=true"]);
+    wait_ingress(&c, "edge", &all);
+    c.ok(&["delete", "service", "edge"]);
+
     // Once a node carries the enablelb label only the `true` ones serve.
     let label = "svccontroller.k3s.cattle.io/enablelb";
     c.ok(&["label", "node", &nodes[1].0, &format!("{label}=true")]);

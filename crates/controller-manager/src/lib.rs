@@ -228,7 +228,7 @@ pub async fn run(
         controllers.spawn(rootcacertpublisher::run(client.clone(), root_ca));
     }
     if on("servicelb") {
-        controllers.spawn(servicelb::run(client.clone()));
+        controllers.spawn(servicelb::run(client.clone(), pods.store(), pods.follow()));
     }
     if on("podgc") {
         controllers.spawn(podgc::run(client.clone(), options.clone(), pods.store()));

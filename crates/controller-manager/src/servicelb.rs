@@ -22,11 +22,12 @@
 //!   labelled with a pool). Like DaemonSet pods it tolerates cordoned nodes;
 //! - the pod's host ports are free: each svclb pod holds the Service's
 //!   ports as hostPorts, so a second LoadBalancer Service wanting the same
-//!   port and protocol finds no room on a node the first one holds and stays
-//!   `<pending>` there, with a `SyncLoadBalancerFailed` Event naming the
-//!   holder. As with pods, whoever is placed keeps the node (also under a
-//!   `NoSchedule` taint or while NotReady, as DaemonSet pods stay); waiting
-//!   Services are placed oldest first (creation time, then name);
+//!   port and protocol finds no room on a node the first one holds (nor
+//!   where a running pod has that hostPort) and stays `<pending>` there,
+//!   with a `SyncLoadBalancerFailed` Event naming the holder. As with pods,
+//!   whoever is placed keeps the node (also under a `NoSchedule` taint or
+//!   while NotReady, as DaemonSet pods stay); waiting Services are placed
+//!   oldest first (creation time, then name);
 //! - with `externalTrafficPolicy: Local`, the node has a ready endpoint.
 //!
 //! Addresses: ExternalIPs if any chosen node has one, else InternalIPs
@@ -38,20 +39,24 @@
 //! `DeletingLoadBalancer`, `DeletedLoadBalancer`) and k3s's
 //! `UpdatedLoadBalancer` when the addresses change.
 //!
-//! Where this differs: k3s also counts host ports of ordinary pods; this
-//! does not (neither honours `loadBalancerIP`). Where the virtual pods are
-//! is kept in memory; after a restart it is read back from the addresses in
-//! the Services' status, so a Service that held ports without listing
-//! addresses then (all its nodes NotReady, or `Local` without endpoints)
-//! loses its precedence over an older Service waiting for them. A Service
-//! that is no longer a LoadBalancer has its ingress cleared whoever wrote it
-//! (a class cannot be told apart then: it must go with the type). There is
-//! no finalizer, as there is nothing outside the cluster to clean up.
+//! Where this differs: the scheduler does not see the virtual svclb pods,
+//! so a pod with a hostPort can still land where one holds that port; the
+//! pod then wins the node (it exists). Like k3s, `loadBalancerIP` is
+//! ignored. Where the virtual pods are is kept in memory; after a restart it
+//! is read back from the addresses in the Services' status, so a Service
+//! that held ports without listing addresses then (all its nodes NotReady,
+//! or `Local` without endpoints) loses its precedence over an older Service
+//! waiting for them. A Service that is no longer a LoadBalancer has its
+//! ingress cleared whoever wrote it (a class cannot be told apart then: it
+//! must go with the type). There is no finalizer, as there is nothing
+//! outside the cluster to clean up. k3s leaves `ipMode` to the API server's
+//! default (`VIP`); this writes it.
 //!
 //! One outcome depends on every other LoadBalancer Service (the ports they
 //! hold), so rather than a per-Service `Controller` this runs one pass over
-//! all of them whenever a Service, a node or (for `Local` Services) an
-//! EndpointSlice changes; a pass writes only Services whose status differs.
+//! all of them whenever a Service, a node, a pod with host ports or (for
+//! `Local` Services) an EndpointSlice changes; a pass writes only Services
+//! whose status differs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -60,7 +65,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{LoadBalancerIngress, Node, PodSpec, Service, Toleration};
+use k8s_openapi::api::core::v1::{LoadBalancerIngress, Node, Pod, PodSpec, Service, Toleration};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
@@ -93,12 +98,12 @@ pub struct Balancer {
     pub conflicts: Vec<Conflict>,
 }
 
-/// A port another LoadBalancer Service already holds on a node.
+/// A port another LoadBalancer Service or a pod already holds on a node.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Conflict {
     pub port: i32,
     pub protocol: String,
-    /// `namespace/name` of the Service holding it.
+    /// `LoadBalancer service <namespace>/<name>` or `pod <namespace>/<name>`.
     pub holder: String,
     pub node: String,
 }
@@ -115,10 +120,17 @@ fn key(service: &Service) -> String {
     format!("{}/{}", service.namespace().unwrap_or_default(), service.name_any())
 }
 
+/// How a conflict names the Service's svclb pods.
+fn holder_of(service: &Service) -> String {
+    format!("LoadBalancer service {}", key(service))
+}
+
 /// What [`plan`] reads.
 pub struct Cluster<'a> {
     pub services: &'a [Arc<Service>],
     pub nodes: &'a [Arc<Node>],
+    /// Pods whose host ports no svclb pod can share.
+    pub pods: &'a [Arc<Pod>],
     /// The nodes a Service's svclb pods were on after the previous pass
     /// ([`Balancer::nodes`]); they keep their ports there.
     pub held: &'a dyn Fn(&Service) -> BTreeSet<String>,
@@ -127,10 +139,11 @@ pub struct Cluster<'a> {
 }
 
 /// Every LoadBalancer Service this controller serves, keyed `namespace/name`,
-/// and what it gets: the scheduling of k3s's svclb pods, replayed. Pods
-/// already placed stay while DaemonSet pods would (a `NoSchedule` taint or
-/// a NotReady node does not move them), then waiting ones are placed,
-/// oldest Service first, where their host ports are free.
+/// and what it gets: the scheduling of k3s's svclb pods, replayed. Host
+/// ports of real pods come first (they exist; svclb pods here do not), then
+/// svclb pods already placed stay while DaemonSet pods would (a
+/// `NoSchedule` taint or a NotReady node does not move them), then waiting
+/// ones are placed, oldest Service first, where their host ports are free.
 pub fn plan(cluster: &Cluster) -> BTreeMap<String, Balancer> {
     let mut services: Vec<&Service> = cluster
         .services
@@ -144,6 +157,7 @@ pub fn plan(cluster: &Cluster) -> BTreeMap<String, Balancer> {
     let selective = nodes.iter().any(|n| n.labels().contains_key(ENABLE_LB));
     let pods: Vec<PodSpec> = services.iter().map(|s| svclb_pod(s, selective)).collect();
     let mut ports = HostPorts::default();
+    ports.occupy(cluster.pods);
     let mut plan: BTreeMap<String, Balancer> = BTreeMap::new();
     for (service, pod) in services.iter().zip(&pods) {
         let held = (cluster.held)(service);
@@ -188,9 +202,34 @@ pub fn plan(cluster: &Cluster) -> BTreeMap<String, Balancer> {
 struct HostPorts(HashMap<(String, HostPort), String>);
 
 impl HostPorts {
+    /// Records the host ports of pods bound to a node and not finished (the
+    /// scheduler's view: also those of `hostNetwork` pods, which the API
+    /// server defaults to their container ports).
+    fn occupy(&mut self, pods: &[Arc<Pod>]) {
+        for pod in pods {
+            let Some(spec) = pod.spec.as_ref() else { continue };
+            let Some(node) = spec.node_name.clone().filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            if matches!(phase, Some("Succeeded" | "Failed")) {
+                continue;
+            }
+            let holder = format!("pod {}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+            let ports = spec.containers.iter().flat_map(|c| c.ports.iter().flatten());
+            for port in ports.filter(|p| p.host_port.is_some_and(|h| h > 0)) {
+                let protocol = port.protocol.clone().unwrap_or_else(|| "TCP".into());
+                let host_port = (port.host_port.unwrap_or_default(), protocol);
+                self.0
+                    .entry((node.clone(), host_port))
+                    .or_insert_with(|| holder.clone());
+            }
+        }
+    }
+
     /// Places the Service's pod on the node if all its ports are free there.
     fn claim(&mut self, service: &Service, node: &Node) -> Result<(), Vec<Conflict>> {
-        let (node, owner) = (node.name_any(), key(service));
+        let (node, owner) = (node.name_any(), holder_of(service));
         let wanted = host_ports(service);
         let conflicts: Vec<Conflict> = wanted
             .iter()
@@ -314,7 +353,7 @@ fn conflict_message(conflicts: &[Conflict]) -> Option<String> {
         .map(|((port, protocol, holder), nodes)| {
             let noun = if nodes.len() == 1 { "node" } else { "nodes" };
             format!(
-                "port {port}/{protocol} is already used by LoadBalancer service {holder} on {noun} {}",
+                "port {port}/{protocol} is already used by {holder} on {noun} {}",
                 nodes.join(", ")
             )
         })
@@ -329,6 +368,8 @@ struct Caches {
     services: Store<Service>,
     nodes: Store<Node>,
     slices: Store<EndpointSlice>,
+    /// The controller manager's shared pod cache.
+    pods: Store<Pod>,
 }
 
 /// What the controller last reported for one Service, so that Events mark
@@ -352,7 +393,7 @@ struct Memory {
 }
 
 /// Runs the controller: a pass at start and after every relevant change.
-pub async fn run(client: kube::Client) {
+pub async fn run(client: kube::Client, pods: Store<Pod>, pod_changes: crate::informer::PodChanges) {
     let (services, service_changes) = cache(Api::<Service>::all(client.clone()), |s: &Service| {
         wants_load_balancer(s) || !ips_of(s).is_empty() || is_type(s, "LoadBalancer")
     });
@@ -362,17 +403,23 @@ pub async fn run(client: kube::Client) {
         Api::<EndpointSlice>::all(client.clone()),
         move |slice: &EndpointSlice| serves_local(&lookup, slice),
     );
+    let pod_changes = pod_changes
+        .filter_map(|pod| futures::future::ready(pod.is_ok_and(|p| has_host_ports(&p)).then_some(())))
+        .boxed();
     let caches = Caches {
         services,
         nodes,
         slices,
+        pods,
     };
-    let mut changes = futures::stream::select_all([service_changes, node_changes, slice_changes]);
+    let streams = [service_changes, node_changes, slice_changes, pod_changes];
+    let mut changes = futures::stream::select_all(streams);
     let ready = async {
         let _ = tokio::join!(
             caches.services.wait_until_ready(),
             caches.nodes.wait_until_ready(),
-            caches.slices.wait_until_ready()
+            caches.slices.wait_until_ready(),
+            caches.pods.wait_until_ready()
         );
     };
     // The caches fill from the same streams that report changes.
@@ -465,6 +512,13 @@ fn ingress_of(service: &Service) -> Vec<LoadBalancerIngress> {
     status.and_then(|lb| lb.ingress.clone()).unwrap_or_default()
 }
 
+/// Whether a pod holds host ports (its changes can free or take a node).
+fn has_host_ports(pod: &Pod) -> bool {
+    let containers = pod.spec.iter().flat_map(|s| s.containers.iter());
+    let mut ports = containers.flat_map(|c| c.ports.iter().flatten());
+    ports.any(|p| p.host_port.is_some_and(|h| h > 0))
+}
+
 /// Whether an EndpointSlice belongs to a served `externalTrafficPolicy:
 /// Local` Service, the only kind whose addresses follow endpoints.
 fn serves_local(services: &Store<Service>, slice: &EndpointSlice) -> bool {
@@ -482,10 +536,12 @@ async fn sync_all(client: &kube::Client, caches: &Caches, memory: &mut Memory) -
     let services = caches.services.state();
     let nodes = caches.nodes.state();
     let slices = caches.slices.state();
+    let pods: Vec<Arc<Pod>> = caches.pods.state().into_iter().filter(|p| has_host_ports(p)).collect();
     let placed = &memory.placed;
     let plan = plan(&Cluster {
         services: &services,
         nodes: &nodes,
+        pods: &pods,
         held: &|s| {
             placed
                 .get(&key(s))
@@ -738,6 +794,7 @@ mod tests {
         plan(&Cluster {
             services,
             nodes,
+            pods: &[],
             held: &|_| BTreeSet::new(),
             local_nodes: &|_| BTreeSet::new(),
         })
@@ -887,6 +944,7 @@ mod tests {
         let plan = plan(&Cluster {
             services: &services,
             nodes: &nodes,
+            pods: &[],
             held: &|_| BTreeSet::new(),
             local_nodes: &|_| names(&["b"]),
         });
@@ -928,6 +986,7 @@ mod tests {
         let plan = plan(&Cluster {
             services: &services,
             nodes: &nodes,
+            pods: &[],
             held: &held,
             local_nodes: &|_| BTreeSet::new(),
         });
@@ -938,7 +997,10 @@ mod tests {
             "... and the older one gets the free node"
         );
         assert_eq!(plan["default/old"].conflicts.len(), 1);
-        assert_eq!(plan["default/old"].conflicts[0].holder, "default/new");
+        assert_eq!(
+            plan["default/old"].conflicts[0].holder,
+            "LoadBalancer service default/new"
+        );
     }
 
     #[test]
@@ -960,6 +1022,7 @@ mod tests {
         let plan = plan(&Cluster {
             services: &services,
             nodes: &nodes,
+            pods: &[],
             held: &|_| names(&["no-schedule", "no-execute", "not-ready"]),
             local_nodes: &|_| BTreeSet::new(),
         });
@@ -972,6 +1035,35 @@ mod tests {
         assert!(
             fresh_plan(&services, &nodes)["default/web"].nodes.is_empty(),
             "no new pod goes to a node tainted by condition or by hand"
+        );
+    }
+
+    #[test]
+    fn host_ports_of_running_pods_keep_their_node_out() {
+        let pod = |name: &str, node: &str, phase: &str| -> Arc<Pod> {
+            Arc::new(
+                serde_json::from_value(json!({
+                    "metadata": {"name": name, "namespace": "kube-system"},
+                    "spec": {"nodeName": node, "containers": [{"name": "c", "ports": [{"containerPort": 8080, "hostPort": 80}]}]},
+                    "status": {"phase": phase},
+                }))
+                .unwrap(),
+            )
+        };
+        let pods = [pod("ingress", "a", "Running"), pod("done", "b", "Succeeded")];
+        let services = [service("web", "2026-01-01T00:00:00Z", tcp(80))];
+        let nodes = [internal("a", "10.0.0.1"), internal("b", "10.0.0.2")];
+        let plan = plan(&Cluster {
+            services: &services,
+            nodes: &nodes,
+            pods: &pods,
+            held: &|_| names(&["a"]),
+            local_nodes: &|_| BTreeSet::new(),
+        });
+        assert_eq!(ips(&plan, "default/web"), ["10.0.0.2"]);
+        assert_eq!(
+            conflict_message(&plan["default/web"].conflicts).unwrap(),
+            "port 80/TCP is already used by pod kube-system/ingress on node a"
         );
     }
 
