@@ -74,6 +74,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
 use crate::daemonset::node_should_run;
+use crate::informer::PodChanges;
 use crate::replicaset::{object_reference, record_event};
 
 /// The canonical name, for `--controllers` and the Events' source.
@@ -380,7 +381,17 @@ struct Reported {
     /// The parts of the spec a load balancer is built from.
     spec: String,
     ips: Vec<String>,
-    problem: Option<String>,
+    /// Why there are no addresses.
+    problem: Option<Problem>,
+}
+
+/// Why a served Service has no addresses.
+#[derive(Debug, Clone, PartialEq)]
+enum Problem {
+    /// No node would run a ready svclb pod for it.
+    NoNodes,
+    /// Nodes would, but its ports are taken there (the message says by whom).
+    PortsTaken(String),
 }
 
 /// What the controller carries from one pass to the next.
@@ -392,8 +403,35 @@ struct Memory {
     placed: HashMap<String, BTreeSet<String>>,
 }
 
-/// Runs the controller: a pass at start and after every relevant change.
-pub async fn run(client: kube::Client, pods: Store<Pod>, pod_changes: crate::informer::PodChanges) {
+/// Runs the controller: a pass once the caches are filled and after every
+/// relevant change.
+pub async fn run(client: kube::Client, pods: Store<Pod>, pod_changes: PodChanges) {
+    let (caches, mut changes) = watch(&client, pods, pod_changes);
+    // The caches fill from the same streams that report changes.
+    tokio::select! {
+        _ = caches.ready() => {}
+        _ = (&mut changes).for_each(|_| async {}) => return,
+    }
+    let mut memory = Memory::default();
+    loop {
+        let retry = match sync_all(&client, &caches, &mut memory).await {
+            Ok(()) => None,
+            Err(error) => {
+                tracing::warn!(%error, "{NAME}");
+                Some(RETRY)
+            }
+        };
+        tokio::select! {
+            change = changes.next() => if change.is_none() { return },
+            _ = tokio::time::sleep(retry.unwrap_or(Duration::from_secs(3600))) => {}
+        }
+        // One pass covers every change that has already arrived.
+        while let Some(Some(())) = changes.next().now_or_never() {}
+    }
+}
+
+/// The caches, and one stream of the changes that can move a balancer.
+fn watch(client: &kube::Client, pods: Store<Pod>, pod_changes: PodChanges) -> (Caches, BoxStream<'static, ()>) {
     let (services, service_changes) = cache(Api::<Service>::all(client.clone()), |s: &Service| {
         wants_load_balancer(s) || !ips_of(s).is_empty() || is_type(s, "LoadBalancer")
     });
@@ -413,36 +451,17 @@ pub async fn run(client: kube::Client, pods: Store<Pod>, pod_changes: crate::inf
         pods,
     };
     let streams = [service_changes, node_changes, slice_changes, pod_changes];
-    let mut changes = futures::stream::select_all(streams);
-    let ready = async {
+    (caches, futures::stream::select_all(streams).boxed())
+}
+
+impl Caches {
+    async fn ready(&self) {
         let _ = tokio::join!(
-            caches.services.wait_until_ready(),
-            caches.nodes.wait_until_ready(),
-            caches.slices.wait_until_ready(),
-            caches.pods.wait_until_ready()
+            self.services.wait_until_ready(),
+            self.nodes.wait_until_ready(),
+            self.slices.wait_until_ready(),
+            self.pods.wait_until_ready()
         );
-    };
-    // The caches fill from the same streams that report changes.
-    tokio::select! {
-        _ = ready => {}
-        _ = (&mut changes).for_each(|_| async {}) => return,
-    }
-    let mut memory = Memory::default();
-    loop {
-        let retry = match sync_all(&client, &caches, &mut memory).await {
-            Ok(()) => None,
-            Err(error) => {
-                tracing::warn!(%error, "{NAME}");
-                Some(RETRY)
-            }
-        };
-        let wait = retry.unwrap_or(Duration::from_secs(3600));
-        tokio::select! {
-            change = changes.next() => if change.is_none() { return },
-            _ = tokio::time::sleep(wait) => {}
-        }
-        // One pass covers every change that has already arrived.
-        while let Some(Some(())) = changes.next().now_or_never() {}
     }
 }
 
@@ -654,13 +673,14 @@ async fn report(client: &kube::Client, service: &Service, fresh: bool, previous:
                 event(client, service, "Normal", "UpdatedLoadBalancer", &message).await;
             }
         }
-        Some(problem) => match problem.strip_prefix(PORT_CONFLICT) {
-            Some(why) => {
-                let message = format!("Error syncing load balancer: failed to ensure load balancer: {why}");
-                event(client, service, "Warning", "SyncLoadBalancerFailed", &message).await;
-            }
-            None => event(client, service, "Warning", "UnAvailableLoadBalancer", problem).await,
-        },
+        Some(Problem::PortsTaken(why)) => {
+            let message = format!("Error syncing load balancer: failed to ensure load balancer: {why}");
+            event(client, service, "Warning", "SyncLoadBalancerFailed", &message).await;
+        }
+        Some(Problem::NoNodes) => {
+            let message = "There are no available nodes for LoadBalancer";
+            event(client, service, "Warning", "UnAvailableLoadBalancer", message).await;
+        }
     }
 }
 
@@ -669,14 +689,8 @@ fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
-/// Marks a [`Reported::problem`] that is a port conflict.
-const PORT_CONFLICT: &str = "conflict: ";
-
-fn problem(balancer: &Balancer) -> String {
-    match conflict_message(&balancer.conflicts) {
-        Some(why) => format!("{PORT_CONFLICT}{why}"),
-        None => "There are no available nodes for LoadBalancer".into(),
-    }
+fn problem(balancer: &Balancer) -> Problem {
+    conflict_message(&balancer.conflicts).map_or(Problem::NoNodes, Problem::PortsTaken)
 }
 
 fn spec_fingerprint(service: &Service) -> String {
