@@ -168,7 +168,12 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
     assert_eq!(remaining.len(), 1);
     std::thread::sleep(Duration::from_millis(1500));
     let after: HashSet<String> = (0..20).filter_map(|_| get(service).ok()).collect();
-    assert_eq!(after, remaining.into_iter().collect::<HashSet<_>>());
+    assert_eq!(after, remaining.iter().cloned().collect::<HashSet<_>>());
+
+    // Hairpin: the last pod reaches itself through its own Service.
+    let url = format!("http://{cluster_ip}/");
+    let own = c.ok(&["exec", &remaining[0], "--", "wget", "-qO-", &url]);
+    assert_eq!(own.trim(), remaining[0]);
 }
 
 /// Runs `script` in a pod of `image` to completion; its phase and log.
