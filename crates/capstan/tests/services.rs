@@ -121,6 +121,31 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
     let service: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
     assert_eq!(answering(service, &pods), pods, "requests should reach both replicas");
 
+    // ClientIP affinity: once set, one client keeps landing on one replica.
+    c.ok(&[
+        "patch",
+        "service",
+        "web",
+        "-p",
+        r#"{"spec":{"sessionAffinity":"ClientIP"}}"#,
+    ]);
+    std::thread::sleep(Duration::from_millis(2500));
+    let sticky: HashSet<String> = (0..20).filter_map(|_| get(service).ok()).collect();
+    assert_eq!(sticky.len(), 1, "{sticky:?}");
+    c.ok(&[
+        "patch",
+        "service",
+        "web",
+        "-p",
+        r#"{"spec":{"sessionAffinity":"None"}}"#,
+    ]);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        answering(service, &pods),
+        pods,
+        "without affinity both replicas answer again"
+    );
+
     // NodePort on loopback and on the node's address.
     for host in ["127.0.0.1", node_ip.as_str()] {
         let address: SocketAddr = format!("{host}:{node_port}").parse().unwrap();
