@@ -15,8 +15,19 @@ use std::time::{Duration, Instant};
 
 use common::{BUSYBOX, Cluster, wait_pod};
 
+/// A pod template (as a YAML flow mapping) of busybox httpd on port 8080,
+/// answering with its pod name, ready once it listens.
+fn httpd_template(app: &str) -> String {
+    let command = "mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www";
+    format!(
+        "{{metadata: {{labels: {{app: {app}}}}}, spec: {{terminationGracePeriodSeconds: 1, containers: [{{name: {app}, \
+         image: {BUSYBOX}, command: [sh, -c, '{command}'], readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}}}]}}}}"
+    )
+}
+
 /// Two replicas of busybox httpd answering with their pod name.
 fn web_manifest() -> String {
+    let template = httpd_template("web");
     format!(
         r#"
 apiVersion: apps/v1
@@ -25,15 +36,7 @@ metadata: {{name: web}}
 spec:
   replicas: 2
   selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: {BUSYBOX}
-        command: ["sh", "-c", "mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"]
-        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+  template: {template}
 ---
 apiVersion: v1
 kind: Service
@@ -298,6 +301,7 @@ fn pods_resolve_services_and_reach_the_api_by_name() {
 
 /// A headless Service over two StatefulSet pods, and an ExternalName alias of one of them.
 fn stateful_manifest() -> String {
+    let template = httpd_template("db");
     format!(
         r#"
 apiVersion: v1
@@ -316,15 +320,7 @@ spec:
   replicas: 2
   podManagementPolicy: Parallel
   selector: {{matchLabels: {{app: db}}}}
-  template:
-    metadata: {{labels: {{app: db}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: db
-        image: {BUSYBOX}
-        command: ["sh", "-c", "mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"]
-        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+  template: {template}
 ---
 apiVersion: v1
 kind: Service
