@@ -66,6 +66,31 @@ fn get(address: SocketAddr) -> std::io::Result<String> {
     Ok(response.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
 }
 
+/// Space-separated values of `jsonpath` over the pods labelled `app=<app>`.
+fn pods_field(c: &Cluster, app: &str, jsonpath: &str) -> HashSet<String> {
+    let values = c.ok(&[
+        "get",
+        "pods",
+        "-l",
+        &format!("app={app}"),
+        "-o",
+        &format!("jsonpath={jsonpath}"),
+    ]);
+    values.split_whitespace().map(str::to_string).collect()
+}
+
+/// Applies [`web_manifest`] and waits until both replicas answer at the
+/// ClusterIP from the host; their names and the Service's address.
+fn deploy_web(c: &Cluster) -> (HashSet<String>, SocketAddr) {
+    c.ok_in(&["apply", "-f", "-"], &web_manifest());
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    let pods = pods_field(c, "web", "{.items[*].metadata.name}");
+    let cluster_ip = c.ok(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let service: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
+    assert_eq!(answering(service, &pods), pods, "requests should reach both replicas");
+    (pods, service)
+}
+
 /// Who answers at `address` over many requests, until all of `expected`
 /// have (the proxy adds endpoints as they become ready) or 20 s pass.
 fn answering(address: SocketAddr, expected: &HashSet<String>) -> HashSet<String> {
@@ -95,9 +120,8 @@ fn get_eventually(address: SocketAddr) -> String {
 #[test]
 fn cluster_ip_and_node_port_reach_the_ready_pods() {
     let c = Cluster::start_node();
-    c.ok_in(&["apply", "-f", "-"], &web_manifest());
-    c.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
-    let cluster_ip = c.ok(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let (pods, service) = deploy_web(&c);
+    let cluster_ip = service.ip().to_string();
     let node_port = c.ok(&["get", "service", "web", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
     let node_ip = c.ok(&[
         "get",
@@ -106,43 +130,18 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
         "-o",
         "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
     ]);
-    let pods: HashSet<String> = c
-        .ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "-o",
-            "jsonpath={.items[*].metadata.name}",
-        ])
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
     assert_eq!(pods.len(), 2);
 
-    // From the host: the ClusterIP, spread over both replicas.
-    let service: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
-    assert_eq!(answering(service, &pods), pods, "requests should reach both replicas");
-
     // ClientIP affinity: once set, one client keeps landing on one replica.
-    c.ok(&[
-        "patch",
-        "service",
-        "web",
-        "-p",
-        r#"{"spec":{"sessionAffinity":"ClientIP"}}"#,
-    ]);
-    std::thread::sleep(Duration::from_millis(2500));
+    let affinity = |mode: &str| {
+        let patch = format!(r#"{{"spec":{{"sessionAffinity":"{mode}"}}}}"#);
+        c.ok(&["patch", "service", "web", "-p", &patch]);
+        std::thread::sleep(Duration::from_millis(2500));
+    };
+    affinity("ClientIP");
     let sticky: HashSet<String> = (0..20).filter_map(|_| get(service).ok()).collect();
     assert_eq!(sticky.len(), 1, "{sticky:?}");
-    c.ok(&[
-        "patch",
-        "service",
-        "web",
-        "-p",
-        r#"{"spec":{"sessionAffinity":"None"}}"#,
-    ]);
-    std::thread::sleep(Duration::from_millis(2500));
+    affinity("None");
     assert_eq!(
         answering(service, &pods),
         pods,
@@ -224,23 +223,7 @@ fn pods_resolve_services_and_reach_the_api_by_name() {
     let curl = images.path().join("curl.tar");
     common::write_curl_image("docker.io/capstan-e2e/curl:1", &curl);
     c.import_image(&curl);
-    c.ok_in(&["apply", "-f", "-"], &web_manifest());
-    c.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
-    let pods: HashSet<String> = c
-        .ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "-o",
-            "jsonpath={.items[*].metadata.name}",
-        ])
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    let cluster_ip = c.ok(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
-    let service: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
-    assert_eq!(answering(service, &pods), pods, "both replicas behind the Service");
+    let (pods, _) = deploy_web(&c);
 
     // The full name, then the bare one through the search path; 30 more
     // requests by name spread over both replicas.
@@ -337,11 +320,7 @@ fn headless_statefulset_and_external_names_resolve_in_pods() {
     let c = Cluster::start_node();
     c.ok_in(&["apply", "-f", "-"], &stateful_manifest());
     c.ok(&["rollout", "status", "statefulset/db", "--timeout=90s"]);
-    let pod_ips: HashSet<String> = c
-        .ok(&["get", "pods", "-l", "app=db", "-o", "jsonpath={.items[*].status.podIP}"])
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let pod_ips = pods_field(&c, "db", "{.items[*].status.podIP}");
     assert_eq!(pod_ips.len(), 2);
 
     // Names ending in a dot are absolute: nothing is asked outside cluster.local.
