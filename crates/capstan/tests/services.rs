@@ -15,8 +15,19 @@ use std::time::{Duration, Instant};
 
 use common::{BUSYBOX, Cluster, wait_pod};
 
+/// A pod template (as a YAML flow mapping) of busybox httpd on port 8080,
+/// answering with its pod name, ready once it listens.
+fn httpd_template(app: &str) -> String {
+    let command = "mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www";
+    format!(
+        "{{metadata: {{labels: {{app: {app}}}}}, spec: {{terminationGracePeriodSeconds: 1, containers: [{{name: {app}, \
+         image: {BUSYBOX}, command: [sh, -c, '{command}'], readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}}}]}}}}"
+    )
+}
+
 /// Two replicas of busybox httpd answering with their pod name.
 fn web_manifest() -> String {
+    let template = httpd_template("web");
     format!(
         r#"
 apiVersion: apps/v1
@@ -25,15 +36,7 @@ metadata: {{name: web}}
 spec:
   replicas: 2
   selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: {BUSYBOX}
-        command: ["sh", "-c", "mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"]
-        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+  template: {template}
 ---
 apiVersion: v1
 kind: Service
@@ -61,6 +64,31 @@ fn get(address: SocketAddr) -> std::io::Result<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     Ok(response.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
+}
+
+/// Space-separated values of `jsonpath` over the pods labelled `app=<app>`.
+fn pods_field(c: &Cluster, app: &str, jsonpath: &str) -> HashSet<String> {
+    let values = c.ok(&[
+        "get",
+        "pods",
+        "-l",
+        &format!("app={app}"),
+        "-o",
+        &format!("jsonpath={jsonpath}"),
+    ]);
+    values.split_whitespace().map(str::to_string).collect()
+}
+
+/// Applies [`web_manifest`] and waits until both replicas answer at the
+/// ClusterIP from the host; their names and the Service's address.
+fn deploy_web(c: &Cluster) -> (HashSet<String>, SocketAddr) {
+    c.ok_in(&["apply", "-f", "-"], &web_manifest());
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    let pods = pods_field(c, "web", "{.items[*].metadata.name}");
+    let cluster_ip = c.ok(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let service: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
+    assert_eq!(answering(service, &pods), pods, "requests should reach both replicas");
+    (pods, service)
 }
 
 /// Who answers at `address` over many requests, until all of `expected`
@@ -92,9 +120,8 @@ fn get_eventually(address: SocketAddr) -> String {
 #[test]
 fn cluster_ip_and_node_port_reach_the_ready_pods() {
     let c = Cluster::start_node();
-    c.ok_in(&["apply", "-f", "-"], &web_manifest());
-    c.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
-    let cluster_ip = c.ok(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let (pods, service) = deploy_web(&c);
+    let cluster_ip = service.ip().to_string();
     let node_port = c.ok(&["get", "service", "web", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
     let node_ip = c.ok(&[
         "get",
@@ -103,23 +130,23 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
         "-o",
         "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
     ]);
-    let pods: HashSet<String> = c
-        .ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "-o",
-            "jsonpath={.items[*].metadata.name}",
-        ])
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
     assert_eq!(pods.len(), 2);
 
-    // From the host: the ClusterIP, spread over both replicas.
-    let service: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
-    assert_eq!(answering(service, &pods), pods, "requests should reach both replicas");
+    // ClientIP affinity: once set, one client keeps landing on one replica.
+    let affinity = |mode: &str| {
+        let patch = format!(r#"{{"spec":{{"sessionAffinity":"{mode}"}}}}"#);
+        c.ok(&["patch", "service", "web", "-p", &patch]);
+        std::thread::sleep(Duration::from_millis(2500));
+    };
+    affinity("ClientIP");
+    let sticky: HashSet<String> = (0..20).filter_map(|_| get(service).ok()).collect();
+    assert_eq!(sticky.len(), 1, "{sticky:?}");
+    affinity("None");
+    assert_eq!(
+        answering(service, &pods),
+        pods,
+        "without affinity both replicas answer again"
+    );
 
     // NodePort on loopback and on the node's address.
     for host in ["127.0.0.1", node_ip.as_str()] {
@@ -168,7 +195,12 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
     assert_eq!(remaining.len(), 1);
     std::thread::sleep(Duration::from_millis(1500));
     let after: HashSet<String> = (0..20).filter_map(|_| get(service).ok()).collect();
-    assert_eq!(after, remaining.into_iter().collect::<HashSet<_>>());
+    assert_eq!(after, remaining.iter().cloned().collect::<HashSet<_>>());
+
+    // Hairpin: the last pod reaches itself through its own Service.
+    let url = format!("http://{cluster_ip}/");
+    let own = c.ok(&["exec", &remaining[0], "--", "wget", "-qO-", &url]);
+    assert_eq!(own.trim(), remaining[0]);
 }
 
 /// Runs `script` in a pod of `image` to completion; its phase and log.
@@ -191,23 +223,7 @@ fn pods_resolve_services_and_reach_the_api_by_name() {
     let curl = images.path().join("curl.tar");
     common::write_curl_image("docker.io/capstan-e2e/curl:1", &curl);
     c.import_image(&curl);
-    c.ok_in(&["apply", "-f", "-"], &web_manifest());
-    c.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
-    let pods: HashSet<String> = c
-        .ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "-o",
-            "jsonpath={.items[*].metadata.name}",
-        ])
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    let cluster_ip = c.ok(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
-    let service: SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
-    assert_eq!(answering(service, &pods), pods, "both replicas behind the Service");
+    let (pods, _) = deploy_web(&c);
 
     // The full name, then the bare one through the search path; 30 more
     // requests by name spread over both replicas.
@@ -268,6 +284,7 @@ fn pods_resolve_services_and_reach_the_api_by_name() {
 
 /// A headless Service over two StatefulSet pods, and an ExternalName alias of one of them.
 fn stateful_manifest() -> String {
+    let template = httpd_template("db");
     format!(
         r#"
 apiVersion: v1
@@ -286,15 +303,7 @@ spec:
   replicas: 2
   podManagementPolicy: Parallel
   selector: {{matchLabels: {{app: db}}}}
-  template:
-    metadata: {{labels: {{app: db}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: db
-        image: {BUSYBOX}
-        command: ["sh", "-c", "mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"]
-        readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+  template: {template}
 ---
 apiVersion: v1
 kind: Service
@@ -311,11 +320,7 @@ fn headless_statefulset_and_external_names_resolve_in_pods() {
     let c = Cluster::start_node();
     c.ok_in(&["apply", "-f", "-"], &stateful_manifest());
     c.ok(&["rollout", "status", "statefulset/db", "--timeout=90s"]);
-    let pod_ips: HashSet<String> = c
-        .ok(&["get", "pods", "-l", "app=db", "-o", "jsonpath={.items[*].status.podIP}"])
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let pod_ips = pods_field(&c, "db", "{.items[*].status.podIP}");
     assert_eq!(pod_ips.len(), 2);
 
     // Names ending in a dot are absolute: nothing is asked outside cluster.local.
