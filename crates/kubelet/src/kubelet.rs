@@ -33,6 +33,7 @@ use crate::cgroups::PodCgroups;
 use crate::cri::Cri;
 use crate::dns::{ClusterDns, HostResolv};
 use crate::fieldpath::NodeFacts;
+use crate::hostgw::HostGw;
 use crate::images::ImageManager;
 use crate::images::events::ImageEvents;
 use crate::network::Network;
@@ -72,6 +73,8 @@ pub struct KubeletOptions {
     /// The kubelet server's certificate and client CA; without it the server on `kubelet_port` (logs, exec,
     /// attach, port-forward, stats) does not start.
     pub server_tls: Option<crate::server::ServerTls>,
+    /// The cluster's pod range: with it the node routes the other nodes' pod ranges ([`crate::hostgw`]).
+    pub cluster_cidr: Option<ipnet::IpNet>,
 }
 
 /// What every pod worker shares.
@@ -168,6 +171,11 @@ impl Kubelet {
             options,
         });
         let server = kubelet_server(&ctx);
+        let hostgw = ctx.options.cluster_cidr.map(|cluster_cidr| HostGw {
+            node_name: config.name.clone(),
+            node_ip,
+            cluster_cidr,
+        });
         let changed = Arc::new(Notify::new());
         let uid = registered.uid().unwrap_or_default();
         tokio::select! {
@@ -176,6 +184,10 @@ impl Kubelet {
             () = watch_pod_cidr(client.clone(), cri.clone(), config.name.clone(), network, changed) => {}
             () = run_pods(ctx) => {}
             () = server => {}
+            () = run_hostgw(hostgw.as_ref(), client.clone()) => {}
+        }
+        if let Some(hostgw) = &hostgw {
+            hostgw.teardown();
         }
         tracing::info!("kubelet stopping; containers keep running");
         Ok(())
@@ -205,6 +217,14 @@ fn kubelet_server(ctx: &Context) -> impl Future<Output = ()> + use<> {
             None => tracing::warn!("no serving certificate: the kubelet server (logs, exec, port-forward) is off"),
         }
         std::future::pending::<()>().await
+    }
+}
+
+/// Routes to the other nodes' pod ranges, when the cluster CIDR is known; pending otherwise.
+async fn run_hostgw(hostgw: Option<&HostGw>, client: kube::Client) {
+    match hostgw {
+        Some(hostgw) => hostgw.run(client).await,
+        None => std::future::pending().await,
     }
 }
 
