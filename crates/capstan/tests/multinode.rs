@@ -3,7 +3,8 @@
 //! a test LAN. Pods on different nodes reach each other by pod IP with
 //! their own addresses (host-gw routes, no masquerading between pods),
 //! reach a ClusterIP whose only endpoint is on the other node, and reach
-//! the world outside the cluster CIDR masqueraded as their node.
+//! the world outside the cluster CIDR masqueraded as their node. Routes
+//! follow Node objects as they come, change and go.
 
 mod common;
 
@@ -19,7 +20,7 @@ use serde_json::Value;
 /// busybox httpd answering `GET /cgi-bin/ip` with `from=<the client address it sees>`.
 const ECHO: &str = "mkdir -p /www/cgi-bin && echo '#!/bin/sh' > /www/cgi-bin/ip && \
     echo 'echo \"Content-Type: text/plain\"; echo; echo \"from=$REMOTE_ADDR\"' >> /www/cgi-bin/ip && \
-    busybox chmod 755 /www/cgi-bin/ip && exec httpd -f -p 80 -h /www";
+    busybox chmod 755 /www/cgi-bin/ip && exec httpd -f -p 0.0.0.0:80 -h /www";
 
 fn pod_yaml(name: &str, node: &str, labels: &str, script: &str, restart: &str) -> String {
     format!(
@@ -163,4 +164,74 @@ fn pods_on_different_nodes_reach_each_other_and_services_with_their_own_addresse
         seen, a.ip,
         "traffic leaving the cluster CIDR is masqueraded as the node"
     );
+}
+
+/// Polls `check` for up to 10 s.
+fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if std::time::Instant::now() > deadline => panic!("{what}: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Whether every agent routes `range` via `via` (or, with `None`, not at all).
+fn routed_via(nodes: &Multinode, range: &str, via: Option<&str>) -> Result<(), String> {
+    for agent in &nodes.agents {
+        let routes = agent.routes();
+        let route = routes.lines().find(|l| l.starts_with(&format!("{range} ")));
+        let expected = via.map(|ip| format!("{range} via {ip} dev eth0"));
+        if route.map(|r| r.trim_end().to_string()) != expected {
+            return Err(format!("{}: {routes}", agent.name));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn routes_follow_nodes_as_they_come_change_and_go() {
+    let nodes = Multinode::start(2);
+    let c = &nodes.cluster;
+    // A node without a kubelet: only its object matters here. Its address is on the LAN, where nothing answers.
+    let address = |host: u8| format!("{}.{host}", nodes.lan.prefix);
+    c.ok_in(
+        &["create", "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: mn-ghost\nstatus:\n  addresses:\n  - {{type: InternalIP, address: {}}}\n",
+            address(9)
+        ),
+    );
+    let mut range = String::new();
+    eventually("the ghost node gets a podCIDR", || {
+        range = pod_cidr(c, "mn-ghost");
+        if range.is_empty() {
+            Err("none yet".into())
+        } else {
+            Ok(())
+        }
+    });
+    eventually("every node routes the new range", || {
+        routed_via(&nodes, &range, Some(&address(9)))
+    });
+    let patch = format!(
+        r#"{{"status":{{"addresses":[{{"type":"InternalIP","address":"{}"}}]}}}}"#,
+        address(10)
+    );
+    c.ok(&[
+        "patch",
+        "node",
+        "mn-ghost",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &patch,
+    ]);
+    eventually("the route follows the new address", || {
+        routed_via(&nodes, &range, Some(&address(10)))
+    });
+    c.ok(&["delete", "node", "mn-ghost"]);
+    eventually("the route goes with the node", || routed_via(&nodes, &range, None));
 }

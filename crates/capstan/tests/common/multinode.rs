@@ -299,10 +299,11 @@ impl NetnsAgent {
     /// `capstan killall` in the namespace, then a look for anything left.
     fn clean_up(&mut self) -> Vec<String> {
         let mut left = Vec::new();
-        if let Some(child) = self.child.take()
-            && stop(child)
-        {
-            left.extend(self.networking_left("after a clean shutdown"));
+        if let Some(child) = self.child.take() {
+            match stop(child) {
+                true => left.extend(self.networking_left("after a clean shutdown")),
+                false => left.push(format!("{} did not stop within 20 s of SIGTERM", self.name)),
+            }
         }
         let out = self
             .nsenter(env!("CARGO_BIN_EXE_capstan"))
