@@ -45,6 +45,23 @@ pub struct Node {
 /// and helpers: they share the pod range, iptables chains and the host's ports.
 const NODE_LOCK: &str = "/var/tmp/capstan-e2e-node.lock";
 
+/// Takes the machine-wide real-node lock ([`NODE_LOCK`]), waiting for it;
+/// held until the returned file is dropped. (flock is per open file: one
+/// process must not take it twice.)
+fn node_lock() -> std::fs::File {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(NODE_LOCK)
+        .expect("open the node lock");
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on an open file descriptor we own.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock {NODE_LOCK}");
+    lock
+}
+
 /// The busybox test image every e2e pod runs: `httpd`, `sh`, `wget` … A
 /// tag other than `latest` keeps the pull policy at IfNotPresent, so
 /// nothing is ever pulled from the internet.
@@ -429,23 +446,6 @@ impl Node {
         }
         left
     }
-}
-
-/// Takes the machine-wide real-node lock ([`NODE_LOCK`]), waiting for it;
-/// held until the returned file is dropped. (flock is per open file: one
-/// process must not take it twice.)
-fn node_lock() -> std::fs::File {
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(NODE_LOCK)
-        .expect("open the node lock");
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on an open file descriptor we own.
-    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock {NODE_LOCK}");
-    lock
 }
 
 /// The test's flags, plus a DNS port of the server's own: servers run side by side.
