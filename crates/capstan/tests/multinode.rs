@@ -235,3 +235,17 @@ fn routes_follow_nodes_as_they_come_change_and_go() {
     c.ok(&["delete", "node", "mn-ghost"]);
     eventually("the route goes with the node", || routed_via(&nodes, &range, None));
 }
+
+#[test]
+fn killall_removes_the_routes_and_rules_an_unclean_stop_left() {
+    let mut nodes = Multinode::start(2);
+    let a = &mut nodes.agents[0];
+    a.kill();
+    let left = a.networking_left("after SIGKILL");
+    assert!(
+        left.iter().any(|l| l.contains("blackhole")) && left.iter().any(|l| l.contains("table ip capstan-node")),
+        "{left:?}"
+    );
+    a.killall().expect("capstan killall");
+    assert_eq!(a.networking_left("after killall"), Vec::<String>::new());
+}

@@ -305,16 +305,8 @@ impl NetnsAgent {
                 false => left.push(format!("{} did not stop within 20 s of SIGTERM", self.name)),
             }
         }
-        let out = self
-            .nsenter(env!("CARGO_BIN_EXE_capstan"))
-            .arg("killall")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["--cgroup-root", &self.cgroup_root, "--cni-bridge", &self.bridge])
-            .output()
-            .expect("run capstan killall");
-        if !out.status.success() {
-            left.push(format!("killall failed: {}", String::from_utf8_lossy(&out.stderr)));
+        if let Err(err) = self.killall() {
+            left.push(err);
         }
         left.extend(self.networking_left("after killall"));
         if quiet(&["ip", "-n", &self.netns, "link", "show", "dev", &self.bridge]) {
@@ -324,8 +316,32 @@ impl NetnsAgent {
         left
     }
 
+    /// Stops the agent at once (SIGKILL): it cannot remove anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `capstan killall` for this node, inside its namespace.
+    pub fn killall(&self) -> Result<(), String> {
+        let out = self
+            .nsenter(env!("CARGO_BIN_EXE_capstan"))
+            .arg("killall")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--cgroup-root", &self.cgroup_root, "--cni-bridge", &self.bridge])
+            .output()
+            .expect("run capstan killall");
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(format!("killall failed: {}", String::from_utf8_lossy(&out.stderr))),
+        }
+    }
+
     /// Our routes and nftables tables still in the namespace.
-    fn networking_left(&self, when: &str) -> Vec<String> {
+    pub fn networking_left(&self, when: &str) -> Vec<String> {
         let mut left: Vec<String> = self
             .routes()
             .lines()
