@@ -4,7 +4,8 @@
 //! their own addresses (host-gw routes, no masquerading between pods),
 //! reach a ClusterIP whose only endpoint is on the other node, and reach
 //! the world outside the cluster CIDR masqueraded as their node. Routes
-//! follow Node objects as they come, change and go.
+//! follow Node objects as they come, change and go, and come back when
+//! someone removes them.
 
 mod common;
 
@@ -166,9 +167,9 @@ fn pods_on_different_nodes_reach_each_other_and_services_with_their_own_addresse
     );
 }
 
-/// Polls `check` for up to 10 s.
+/// Polls `check` for up to 15 s (host-gw rechecks the kernel every 10 s).
 fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         match check() {
             Ok(()) => return,
@@ -234,6 +235,19 @@ fn routes_follow_nodes_as_they_come_change_and_go() {
     });
     c.ok(&["delete", "node", "mn-ghost"]);
     eventually("the route goes with the node", || routed_via(&nodes, &range, None));
+
+    // A route someone else removed comes back.
+    let (a, b) = (&nodes.agents[0], &nodes.agents[1]);
+    let range_b = pod_cidr(c, &b.name);
+    a.ip(&["route", "del", &range_b, "proto", "162"]);
+    assert!(!a.routes().contains(&range_b), "{}", a.routes());
+    eventually("the removed route is restored", || {
+        let routes = a.routes();
+        match routes.contains(&format!("{range_b} via {} dev eth0", b.ip)) {
+            true => Ok(()),
+            false => Err(routes),
+        }
+    });
 }
 
 #[test]

@@ -64,30 +64,53 @@ impl HostGw {
     /// Installs the blackhole and the masquerade rule, then keeps the
     /// other nodes' routes in step with the Node objects. Never returns;
     /// call [`HostGw::teardown`] once it is dropped.
+    ///
+    /// Every [`RESYNC`] the kernel is asked again, as flannel does: what
+    /// someone else removed is put back, a route that could not be added is
+    /// retried, and routes an earlier run left to nodes now gone are removed.
     pub async fn run(&self, client: kube::Client) {
-        if let Err(err) = self.setup() {
-            tracing::error!(%err, "host-gw: pod traffic to other nodes or the outside may not work");
+        match self.setup() {
+            Ok(()) => {
+                tracing::info!(cluster_cidr = %self.cluster_cidr, "host-gw: cluster CIDR blackholed, traffic leaving it masqueraded")
+            }
+            Err(err) => tracing::error!(%err, "host-gw: pod traffic to other nodes or the outside may not work"),
         }
         let nodes = watcher::watcher(Api::<Node>::all(client), watcher::Config::default()).default_backoff();
         futures::pin_mut!(nodes);
-        let mut known: BTreeMap<String, Node> = BTreeMap::new();
+        let mut known: Option<BTreeMap<String, Node>> = None;
         let mut listing: Option<BTreeMap<String, Node>> = None;
         let mut installed = Routes::new();
+        let mut last_wanted: Option<Routes> = None;
         let mut resync = tokio::time::interval(RESYNC);
         loop {
-            tokio::select! {
+            let recheck = tokio::select! {
                 event = nodes.next() => match event {
-                    Some(Ok(event)) => apply_event(&mut known, &mut listing, event),
+                    Some(Ok(event)) => {
+                        apply_event(&mut known, &mut listing, event);
+                        false
+                    }
                     Some(Err(err)) => {
                         tracing::warn!(%err, "host-gw: watching nodes");
                         continue;
                     }
                     None => return,
                 },
-                _ = resync.tick() => {}
+                _ = resync.tick() => true,
+            };
+            if recheck {
+                if let Err(err) = self.setup() {
+                    tracing::warn!(%err, "host-gw: restoring the blackhole and masquerade rule");
+                }
+                installed = kernel_routes();
             }
-            if listing.is_none() {
-                self.sync(&known, &mut installed);
+            // Nothing is removed before the first complete list of nodes.
+            let (Some(known), None) = (&known, &listing) else {
+                continue;
+            };
+            let wanted: Routes = known.values().flat_map(|node| self.routes_to(node)).collect();
+            if recheck || last_wanted.as_ref() != Some(&wanted) {
+                self.sync(&wanted, &mut installed);
+                last_wanted = Some(wanted);
             }
         }
     }
@@ -107,16 +130,13 @@ impl HostGw {
         }
         let cidr = self.cluster_cidr.trunc().to_string();
         run("ip", &["route", "replace", "blackhole", &cidr, "proto", ROUTE_PROTOCOL])?;
-        nft(&masquerade_script(self.cluster_cidr))?;
-        tracing::info!(cluster_cidr = %cidr, "host-gw: cluster CIDR blackholed, traffic leaving it masqueraded");
-        Ok(())
+        nft(&masquerade_script(self.cluster_cidr))
     }
 
     /// Brings the kernel's routes to what the nodes ask for; a route that
     /// fails stays out of `installed` and is tried again next time.
-    fn sync(&self, nodes: &BTreeMap<String, Node>, installed: &mut Routes) {
-        let wanted: Routes = nodes.values().flat_map(|node| self.routes_to(node)).collect();
-        let (remove, add) = diff(installed, &wanted);
+    fn sync(&self, wanted: &Routes, installed: &mut Routes) {
+        let (remove, add) = diff(installed, wanted);
         for cidr in remove {
             let dst = cidr.to_string();
             match run("ip", &["route", "del", &dst, "proto", ROUTE_PROTOCOL]) {
@@ -157,22 +177,62 @@ impl HostGw {
     }
 }
 
-/// Folds a watch event into the known nodes; during a (re)list the nodes
-/// go to `listing` and replace `known` once the list is complete.
-fn apply_event(known: &mut BTreeMap<String, Node>, listing: &mut Option<BTreeMap<String, Node>>, event: Event<Node>) {
+/// Folds a watch event into the known nodes (`None` until the first list
+/// is complete); during a (re)list the nodes go to `listing` and replace
+/// the known ones once the list is complete.
+fn apply_event(
+    known: &mut Option<BTreeMap<String, Node>>,
+    listing: &mut Option<BTreeMap<String, Node>>,
+    event: Event<Node>,
+) {
     match event {
         Event::Apply(node) => {
-            known.insert(node.name_any(), node);
+            known.get_or_insert_default().insert(node.name_any(), node);
         }
         Event::Delete(node) => {
-            known.remove(&node.name_any());
+            known.get_or_insert_default().remove(&node.name_any());
         }
         Event::Init => *listing = Some(BTreeMap::new()),
         Event::InitApply(node) => {
             listing.get_or_insert_default().insert(node.name_any(), node);
         }
-        Event::InitDone => *known = listing.take().unwrap_or_default(),
+        Event::InitDone => *known = Some(listing.take().unwrap_or_default()),
     }
+}
+
+/// Our routes in the kernel (the blackhole aside): `<dst> via <gw> ...`
+/// lines of `ip -4 route show proto 162`; `ip` prints a /32 without its length.
+fn kernel_routes() -> Routes {
+    let output = Command::new("ip")
+        .args(["-4", "route", "show", "proto", ROUTE_PROTOCOL])
+        .output();
+    match output {
+        Ok(output) if output.status.success() => parse_routes(&String::from_utf8_lossy(&output.stdout)),
+        Ok(output) => {
+            tracing::warn!(stderr = %stderr(&output), "host-gw: listing our routes");
+            Routes::new()
+        }
+        Err(err) => {
+            tracing::warn!(%err, "host-gw: listing our routes");
+            Routes::new()
+        }
+    }
+}
+
+fn parse_routes(text: &str) -> Routes {
+    text.lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (dst, "via", gw) = (words.first()?, *words.get(1)?, words.get(2)?) else {
+                return None;
+            };
+            let dst = dst
+                .parse()
+                .ok()
+                .or_else(|| dst.parse::<IpAddr>().ok().map(IpNet::from))?;
+            Some((dst, gw.parse().ok()?))
+        })
+        .collect()
 }
 
 /// What to delete (gone or changed) and what to add (new or changed).
@@ -375,16 +435,37 @@ mod tests {
 
     #[test]
     fn a_relist_replaces_the_known_nodes() {
-        let mut known = BTreeMap::new();
-        let mut listing = None;
-        apply_event(&mut known, &mut listing, Event::Apply(node("b", None, None)));
+        let names =
+            |known: &Option<BTreeMap<String, Node>>| known.as_ref().map(|k| k.keys().cloned().collect::<Vec<_>>());
+        let (mut known, mut listing) = (None, None);
+        apply_event(&mut known, &mut listing, Event::Init);
+        apply_event(&mut known, &mut listing, Event::InitApply(node("b", None, None)));
+        assert_eq!(
+            names(&known),
+            None,
+            "nothing is known before the first list is complete"
+        );
+        apply_event(&mut known, &mut listing, Event::InitDone);
+        assert_eq!(names(&known), Some(vec!["b".to_string()]));
         apply_event(&mut known, &mut listing, Event::Init);
         apply_event(&mut known, &mut listing, Event::InitApply(node("c", None, None)));
-        assert_eq!(known.keys().collect::<Vec<_>>(), ["b"]);
         apply_event(&mut known, &mut listing, Event::InitDone);
-        assert_eq!(known.keys().collect::<Vec<_>>(), ["c"]);
+        assert_eq!(names(&known), Some(vec!["c".to_string()]));
         apply_event(&mut known, &mut listing, Event::Delete(node("c", None, None)));
-        assert!(known.is_empty());
+        assert_eq!(names(&known), Some(vec![]));
+    }
+
+    #[test]
+    fn our_routes_are_read_back_from_ip_route_show() {
+        let text = "blackhole 10.42.0.0/16 \n10.42.1.0/24 via 10.99.0.3 dev eth0 \n10.42.9.7 via 10.99.0.4 dev eth0 \n";
+        let routes = parse_routes(text);
+        assert_eq!(
+            routes,
+            Routes::from([
+                (net("10.42.1.0/24"), "10.99.0.3".parse().unwrap()),
+                (net("10.42.9.7/32"), "10.99.0.4".parse().unwrap()),
+            ])
+        );
     }
 
     #[test]
