@@ -16,7 +16,7 @@
 //!   world must find their way back, but pod-to-pod traffic keeps its
 //!   source. This is why the CNI bridge's own `ipMasq` is off.
 //!
-//! Our routes carry the route protocol [`ROUTE_PROTOCOL`] so that they are
+//! IPv4 only, like the service proxy's table. Our routes carry the route protocol [`ROUTE_PROTOCOL`] so that they are
 //! told apart from everyone else's: removed on a clean shutdown, and by
 //! `capstan killall` ([`remove_all`]) after an unclean one.
 
@@ -39,8 +39,9 @@ pub const TABLE: &str = "capstan-node";
 /// a number no routing daemon in iproute2's `rt_protos` list uses.
 pub const ROUTE_PROTOCOL: &str = "162";
 
-/// How often routes that could not be installed are tried again (a node's
-/// address may become reachable later).
+/// How often the kernel is checked against what the nodes ask for: routes
+/// that could not be added are retried (a node's address may become
+/// reachable later), routes or rules someone removed are put back.
 const RESYNC: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +61,13 @@ pub struct HostGw {
 /// Destination pod range → the node address it is routed through.
 type Routes = BTreeMap<IpNet, IpAddr>;
 
+/// Node name → the routes to its pod ranges.
+type ByNode = BTreeMap<String, Vec<(IpNet, IpAddr)>>;
+
 impl HostGw {
     /// Installs the blackhole and the masquerade rule, then keeps the
-    /// other nodes' routes in step with the Node objects. Never returns;
-    /// call [`HostGw::teardown`] once it is dropped.
+    /// other nodes' routes in step with the Node objects until dropped (or
+    /// the watch ends); call [`HostGw::teardown`] after.
     ///
     /// Every [`RESYNC`] the kernel is asked again, as flannel does: what
     /// someone else removed is put back, a route that could not be added is
@@ -77,25 +81,21 @@ impl HostGw {
         }
         let nodes = watcher::watcher(Api::<Node>::all(client), watcher::Config::default()).default_backoff();
         futures::pin_mut!(nodes);
-        let mut known: Option<BTreeMap<String, Node>> = None;
-        let mut listing: Option<BTreeMap<String, Node>> = None;
+        let mut known: Option<ByNode> = None;
+        let mut listing: Option<ByNode> = None;
         let mut installed = Routes::new();
-        let mut last_wanted: Option<Routes> = None;
         let mut resync = tokio::time::interval(RESYNC);
         loop {
-            let recheck = tokio::select! {
+            let (changed, recheck) = tokio::select! {
                 event = nodes.next() => match event {
-                    Some(Ok(event)) => {
-                        apply_event(&mut known, &mut listing, event);
-                        false
-                    }
+                    Some(Ok(event)) => (self.apply_event(&mut known, &mut listing, event), false),
                     Some(Err(err)) => {
                         tracing::warn!(%err, "host-gw: watching nodes");
                         continue;
                     }
                     None => return,
                 },
-                _ = resync.tick() => true,
+                _ = resync.tick() => (false, true),
             };
             if recheck {
                 if let Err(err) = self.setup() {
@@ -104,13 +104,11 @@ impl HostGw {
                 installed = kernel_routes();
             }
             // Nothing is removed before the first complete list of nodes.
-            let (Some(known), None) = (&known, &listing) else {
-                continue;
-            };
-            let wanted: Routes = known.values().flat_map(|node| self.routes_to(node)).collect();
-            if recheck || last_wanted.as_ref() != Some(&wanted) {
+            if let (Some(known), None) = (&known, &listing)
+                && (changed || recheck)
+            {
+                let wanted: Routes = known.values().flatten().copied().collect();
                 self.sync(&wanted, &mut installed);
-                last_wanted = Some(wanted);
             }
         }
     }
@@ -175,28 +173,37 @@ impl HostGw {
             })
             .collect()
     }
-}
 
-/// Folds a watch event into the known nodes (`None` until the first list
-/// is complete); during a (re)list the nodes go to `listing` and replace
-/// the known ones once the list is complete.
-fn apply_event(
-    known: &mut Option<BTreeMap<String, Node>>,
-    listing: &mut Option<BTreeMap<String, Node>>,
-    event: Event<Node>,
-) {
-    match event {
-        Event::Apply(node) => {
-            known.get_or_insert_default().insert(node.name_any(), node);
+    /// Folds a watch event into the routes each node asks for (`known`,
+    /// `None` until the first list is complete; during a relist the nodes
+    /// go to `listing` and replace `known` at its end). True when what is
+    /// wanted may have changed: node status updates that change no route
+    /// (most of them) cost no sync.
+    fn apply_event(&self, known: &mut Option<ByNode>, listing: &mut Option<ByNode>, event: Event<Node>) -> bool {
+        match event {
+            Event::Apply(node) => {
+                let routes = self.routes_to(&node);
+                let known = known.get_or_insert_default();
+                known.insert(node.name_any(), routes.clone()).unwrap_or_default() != routes
+            }
+            Event::Delete(node) => known
+                .get_or_insert_default()
+                .remove(&node.name_any())
+                .is_some_and(|routes| !routes.is_empty()),
+            Event::Init => {
+                *listing = Some(ByNode::new());
+                false
+            }
+            Event::InitApply(node) => {
+                let routes = self.routes_to(&node);
+                listing.get_or_insert_default().insert(node.name_any(), routes);
+                false
+            }
+            Event::InitDone => {
+                *known = Some(listing.take().unwrap_or_default());
+                true
+            }
         }
-        Event::Delete(node) => {
-            known.get_or_insert_default().remove(&node.name_any());
-        }
-        Event::Init => *listing = Some(BTreeMap::new()),
-        Event::InitApply(node) => {
-            listing.get_or_insert_default().insert(node.name_any(), node);
-        }
-        Event::InitDone => *known = Some(listing.take().unwrap_or_default()),
     }
 }
 
@@ -434,24 +441,32 @@ mod tests {
     }
 
     #[test]
-    fn a_relist_replaces_the_known_nodes() {
-        let names =
-            |known: &Option<BTreeMap<String, Node>>| known.as_ref().map(|k| k.keys().cloned().collect::<Vec<_>>());
+    fn a_relist_replaces_the_known_nodes_and_only_route_changes_count() {
+        let gw = hostgw();
+        let names = |known: &Option<ByNode>| known.as_ref().map(|k| k.keys().cloned().collect::<Vec<_>>());
         let (mut known, mut listing) = (None, None);
-        apply_event(&mut known, &mut listing, Event::Init);
-        apply_event(&mut known, &mut listing, Event::InitApply(node("b", None, None)));
+        let b = || node("b", Some("10.42.1.0/24"), Some("10.99.0.3"));
+        assert!(!gw.apply_event(&mut known, &mut listing, Event::Init));
+        assert!(!gw.apply_event(&mut known, &mut listing, Event::InitApply(b())));
         assert_eq!(
             names(&known),
             None,
             "nothing is known before the first list is complete"
         );
-        apply_event(&mut known, &mut listing, Event::InitDone);
+        assert!(gw.apply_event(&mut known, &mut listing, Event::InitDone));
         assert_eq!(names(&known), Some(vec!["b".to_string()]));
-        apply_event(&mut known, &mut listing, Event::Init);
-        apply_event(&mut known, &mut listing, Event::InitApply(node("c", None, None)));
-        apply_event(&mut known, &mut listing, Event::InitDone);
+        assert!(
+            !gw.apply_event(&mut known, &mut listing, Event::Apply(b())),
+            "same routes"
+        );
+        let moved = node("b", Some("10.42.1.0/24"), Some("10.99.0.9"));
+        assert!(gw.apply_event(&mut known, &mut listing, Event::Apply(moved)));
+        assert!(!gw.apply_event(&mut known, &mut listing, Event::Apply(node("c", None, None))));
+        gw.apply_event(&mut known, &mut listing, Event::Init);
+        gw.apply_event(&mut known, &mut listing, Event::InitApply(node("c", None, None)));
+        assert!(gw.apply_event(&mut known, &mut listing, Event::InitDone));
         assert_eq!(names(&known), Some(vec!["c".to_string()]));
-        apply_event(&mut known, &mut listing, Event::Delete(node("c", None, None)));
+        assert!(!gw.apply_event(&mut known, &mut listing, Event::Delete(node("c", None, None))));
         assert_eq!(names(&known), Some(vec![]));
     }
 
