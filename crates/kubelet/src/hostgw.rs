@@ -16,9 +16,10 @@
 //!   world must find their way back, but pod-to-pod traffic keeps its
 //!   source. This is why the CNI bridge's own `ipMasq` is off.
 //!
-//! IPv4 only, like the service proxy's table. Our routes carry the route protocol [`ROUTE_PROTOCOL`] so that they are
-//! told apart from everyone else's: removed on a clean shutdown, and by
-//! `capstan killall` ([`remove_all`]) after an unclean one.
+//! IPv4 only, like the service proxy's table. Our routes carry the route
+//! protocol [`ROUTE_PROTOCOL`] so that they are told apart from everyone
+//! else's: removed on a clean shutdown, and by `capstan killall`
+//! ([`remove_all`]) after an unclean one.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
