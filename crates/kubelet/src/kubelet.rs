@@ -2,14 +2,16 @@
 //!
 //! It registers the node ([`crate::node`]), keeps its Lease and status
 //! fresh, writes the CNI configuration once node IPAM gave the node a pod
-//! range ([`crate::network`]), and runs every pod bound to it: one watch on
+//! range ([`crate::network`]), routes the other nodes' ranges to them
+//! ([`crate::hostgw`]), and runs every pod bound to it: one watch on
 //! `spec.nodeName=<node>` feeds one worker task per pod
 //! ([`crate::pod_workers`]), which syncs the pod through CRI
 //! ([`crate::kuberuntime`]) and reports its status ([`crate::status`]).
 //! A relist of the runtime every second ([`crate::pleg`]) wakes the
 //! workers whose containers changed.
 //!
-//! Nothing is stopped when the kubelet stops: containers keep running, and
+//! Nothing is stopped when the kubelet stops (only the host-gw routes and
+//! masquerade rule are removed): containers keep running, and
 //! a restarted kubelet adopts them by their CRI labels; at start it removes
 //! the sandboxes and pod cgroups no pod owns any more.
 
@@ -220,12 +222,14 @@ fn kubelet_server(ctx: &Context) -> impl Future<Output = ()> + use<> {
     }
 }
 
-/// Routes to the other nodes' pod ranges, when the cluster CIDR is known; pending otherwise.
+/// Routes to the other nodes' pod ranges, when the cluster CIDR is known. Never completes: the node keeps
+/// running its pods whatever happens to the routes.
 async fn run_hostgw(hostgw: Option<&HostGw>, client: kube::Client) {
-    match hostgw {
-        Some(hostgw) => hostgw.run(client).await,
-        None => std::future::pending().await,
+    if let Some(hostgw) = hostgw {
+        hostgw.run(client).await;
+        tracing::error!("host-gw: the node watch ended; routes to other nodes are no longer kept up to date");
     }
+    std::future::pending().await
 }
 
 /// Writes the CNI configuration when the node gets (or changes) its pod
