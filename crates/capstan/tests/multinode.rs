@@ -167,12 +167,14 @@ fn pods_on_different_nodes_reach_each_other_and_services_with_their_own_addresse
     );
 }
 
-/// Polls `check` for up to 15 s (host-gw rechecks the kernel every 10 s).
+/// Polls `check` for up to 15 s (host-gw rechecks the kernel every 10 s);
+/// prints how long it took (`--nocapture` shows it).
 fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let start = std::time::Instant::now();
+    let deadline = start + Duration::from_secs(15);
     loop {
         match check() {
-            Ok(()) => return,
+            Ok(()) => return eprintln!("{what}: {:?}", start.elapsed()),
             Err(last) if std::time::Instant::now() > deadline => panic!("{what}: {last}"),
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
