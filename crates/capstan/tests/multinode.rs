@@ -145,6 +145,14 @@ fn pods_on_different_nodes_reach_each_other_and_services_with_their_own_addresse
         .as_str()
         .unwrap_or_default()
         .to_string();
+    let in_range = |ip: &str, range: &str| {
+        let range: ipnet::IpNet = range.parse().expect("a podCIDR");
+        range.contains(&ip.parse::<std::net::IpAddr>().expect("a pod IP"))
+    };
+    assert!(
+        in_range(&client_ip, &range_a) && in_range(&echo_ip, &range_b),
+        "{client_ip} {echo_ip}"
+    );
     let lines: Vec<&str> = message.lines().collect();
     assert_eq!(
         lines,
