@@ -2,8 +2,9 @@
 //! `capstan agent`s, each with its own containerd in a network namespace on
 //! a test LAN. Pods on different nodes reach each other by pod IP with
 //! their own addresses (host-gw routes, no masquerading between pods),
-//! reach a ClusterIP whose only endpoint is on the other node, and reach
-//! the world outside the cluster CIDR masqueraded as their node. Routes
+//! reach a ClusterIP whose only endpoint is on the other node (as does a
+//! NodePort client on the host), and reach the world outside the cluster
+//! CIDR masqueraded as their node. Routes
 //! follow Node objects as they come, change and go, and come back when
 //! someone removes them.
 
@@ -60,6 +61,27 @@ fn wait_endpoint(c: &Cluster, service: &str, ip: &str) {
     }
 }
 
+/// `GET path` from the test process, retried for up to 10 s; the whole answer.
+fn http_get(address: &str, path: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(2)).and_then(
+            |mut stream| {
+                stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+                stream.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+                let mut answer = String::new();
+                stream.read_to_string(&mut answer)?;
+                Ok(answer)
+            },
+        );
+        match attempt {
+            Ok(answer) => return answer,
+            Err(err) if std::time::Instant::now() > deadline => panic!("GET http://{address}{path}: {err}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
 /// Accepts one connection on `ip` and reports the peer's address.
 fn outside_listener(ip: &str) -> (u16, mpsc::Receiver<String>) {
     let listener = TcpListener::bind((ip, 0)).expect("bind on the LAN's host address");
@@ -111,7 +133,7 @@ fn pods_on_different_nodes_reach_each_other_and_services_with_their_own_addresse
     );
     c.ok_in(
         &["apply", "-f", "-"],
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\nspec:\n  selector: {app: echo}\n  ports:\n  - port: 80\n",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\nspec:\n  type: NodePort\n  selector: {app: echo}\n  ports:\n  - port: 80\n",
     );
     let echo_ip = running_ip(c, "echo");
     let cluster_ip = c.ok(&["get", "service", "echo", "-o", "jsonpath={.spec.clusterIP}"]);
@@ -166,6 +188,12 @@ fn pods_on_different_nodes_reach_each_other_and_services_with_their_own_addresse
         b.name,
         common::tail(&a.log(), 30)
     );
+
+    // From the host to A's NodePort: the only endpoint is on B, so A masquerades (B's reply must come back to A).
+    let node_port = c.ok(&["get", "service", "echo", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
+    let answer = http_get(&format!("{}:{node_port}", a.ip), "/cgi-bin/ip");
+    assert!(answer.contains(&format!("from={}\n", a.ip)), "{answer}");
+
     let seen = outside_seen
         .recv_timeout(Duration::from_secs(5))
         .expect("the host saw a connection");
