@@ -75,7 +75,8 @@ pub struct KubeletOptions {
     /// The kubelet server's certificate and client CA; without it the server on `kubelet_port` (logs, exec,
     /// attach, port-forward, stats) does not start.
     pub server_tls: Option<crate::server::ServerTls>,
-    /// The cluster's pod range: with it the node routes the other nodes' pod ranges ([`crate::hostgw`]).
+    /// The cluster's pod range: with it the node routes the other nodes' pod ranges and masquerades pod traffic
+    /// leaving the range ([`crate::hostgw`]); without it pods reach only this node and its pods.
     pub cluster_cidr: Option<ipnet::IpNet>,
 }
 
