@@ -255,10 +255,8 @@ impl NetnsAgent {
 
     /// Output of `ip ARGS` inside the agent's namespace.
     pub fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.netns];
-        all.extend(args);
-        let mut command = vec!["ip"];
-        command.extend(all);
+        let mut command = vec!["ip", "-n", &self.netns];
+        command.extend(args);
         output(&command)
     }
 
