@@ -83,12 +83,13 @@ impl NodeArgs {
 
 /// Runs a real node until `shutdown`: containerd (unless an endpoint is
 /// given) with the images of `<data-dir>/agent/images` imported, then the
-/// kubelet. Pods keep running after it returns.
+/// kubelet, which routes the other nodes' pod ranges inside `cluster_cidr`.
+/// Pods keep running after it returns.
 pub async fn run_node(
     client: kube::Client,
     args: &NodeArgs,
     data_dir: &Path,
-    cluster_domain: &str,
+    cluster: &ClusterNetwork,
     server_tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
@@ -127,7 +128,8 @@ pub async fn run_node(
         cgroup_root: args.cgroup_root.clone(),
         kubelet_port: args.kubelet_port,
         cluster_dns: vec![args.cluster_dns],
-        cluster_domain: cluster_domain.to_string(),
+        cluster_domain: cluster.domain.clone(),
+        cluster_cidr: Some(cluster.cidr),
         eviction: args.eviction_hard,
         registries: match &args.registry_config {
             Some(path) => Registries::load(path)?,
@@ -140,6 +142,15 @@ pub async fn run_node(
         containerd.stop().await;
     }
     Ok(result?)
+}
+
+/// What a node must know about the whole cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterNetwork {
+    /// The DNS domain (`--cluster-domain`).
+    pub domain: String,
+    /// The pod range every node's podCIDR comes from (`--cluster-cidr`).
+    pub cidr: ipnet::IpNet,
 }
 
 #[derive(Args)]
@@ -163,6 +174,11 @@ pub struct AgentArgs {
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+
+    /// The cluster's pod range (as the server's `--cluster-cidr`): other nodes' podCIDRs in it are routed
+    /// to them, the rest of it is dropped, and pod traffic leaving it is masqueraded.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: ipnet::IpNet,
 
     #[command(flatten)]
     node: NodeArgs,
@@ -230,7 +246,7 @@ impl AgentArgs {
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let proxy = capstan_proxy::ProxyOptions {
                 node_name: self.node.node_name(),
-                cluster_cidr: None,
+                cluster_cidr: Some(self.cluster_cidr.trunc()),
                 service_cidr: self.service_cidr.trunc(),
                 table: "capstan-proxy".into(),
                 min_sync_period: capstan_proxy::MIN_SYNC_PERIOD,
@@ -245,7 +261,11 @@ impl AgentArgs {
                 let _ = stop.send(true);
             };
             // Joining nodes have no certificate from the cluster CA yet (no CSR flow): no kubelet server.
-            let result = run_node(client, &self.node, &self.data_dir, &self.cluster_domain, None, shutdown).await;
+            let cluster = ClusterNetwork {
+                domain: self.cluster_domain.clone(),
+                cidr: self.cluster_cidr.trunc(),
+            };
+            let result = run_node(client, &self.node, &self.data_dir, &cluster, None, shutdown).await;
             let _ = proxy.await;
             result
         })

@@ -1,7 +1,9 @@
 //! `capstan killall`: stop and remove everything a node on this data dir
 //! started (sandboxes, containers, containerd, shims, mounts, netns,
 //! cgroups, the CNI bridge and its firewall rules, the service proxy's
-//! table and route), like `k3s-killall.sh`.
+//! table and route, the host-gw routes and masquerade table), like
+//! `k3s-killall.sh`. Everything network-related is per network namespace:
+//! run it in the node's.
 
 use std::path::PathBuf;
 
@@ -34,6 +36,7 @@ impl KillallArgs {
         // The service proxy's table and route (a clean shutdown removes them too).
         capstan_proxy::nft::delete_table("capstan-proxy").context("removing the proxy's nftables table")?;
         capstan_proxy::routes::remove().context("removing the service route")?;
+        capstan_kubelet::hostgw::remove_all().context("removing the host-gw routes and masquerade table")?;
         remove_empty_nat_table();
         Ok(())
     }

@@ -241,15 +241,19 @@ async fn serve(args: ServerArgs) -> Result<()> {
     };
     let proxy_client = node_client.clone();
     let mut api = tokio::spawn(listening.serve(stopping(&api_stopped)));
+    let cluster_cidr = controller_options.cluster_cidr.context("no cluster CIDR")?;
     let mut node = node_client.map(|client| {
-        let (node_args, data_dir, domain, tls, stop) = (
+        let cluster = crate::agent::ClusterNetwork {
+            domain: args.cluster_domain.clone(),
+            cidr: cluster_cidr,
+        };
+        let (node_args, data_dir, tls, stop) = (
             args.node.clone(),
             args.data_dir.clone(),
-            args.cluster_domain.clone(),
             server_tls.clone(),
             stopping(&stopped),
         );
-        tokio::spawn(async move { crate::agent::run_node(client, &node_args, &data_dir, &domain, tls, stop).await })
+        tokio::spawn(async move { crate::agent::run_node(client, &node_args, &data_dir, &cluster, tls, stop).await })
     });
     // The node's service proxy shares the node's identity.
     let proxy = proxy_client.map(|client| {

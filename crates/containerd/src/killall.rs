@@ -298,11 +298,24 @@ async fn remove_cgroups(cgroup_root: &str) -> usize {
     removed
 }
 
+/// Deletes link `name` if there is one. Asks `ip`, not `/sys/class/net`:
+/// sysfs shows the links of the namespace it was mounted in, which is not
+/// ours when killall runs in a node's network namespace (`nsenter --net`).
 async fn delete_link(name: &str) -> bool {
-    if name.is_empty() || !Path::new("/sys/class/net").join(name).exists() {
+    if name.is_empty() {
         return false;
     }
-    let status = Command::new("ip").args(["link", "delete", name]).status().await;
+    let exists = Command::new("ip")
+        .args(["link", "show", "dev", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    let status = match exists {
+        true => Command::new("ip").args(["link", "delete", name]).status().await,
+        false => return false,
+    };
     status.is_ok_and(|s| s.success())
 }
 

@@ -2,14 +2,16 @@
 //!
 //! It registers the node ([`crate::node`]), keeps its Lease and status
 //! fresh, writes the CNI configuration once node IPAM gave the node a pod
-//! range ([`crate::network`]), and runs every pod bound to it: one watch on
+//! range ([`crate::network`]), routes the other nodes' ranges to them
+//! ([`crate::hostgw`]), and runs every pod bound to it: one watch on
 //! `spec.nodeName=<node>` feeds one worker task per pod
 //! ([`crate::pod_workers`]), which syncs the pod through CRI
 //! ([`crate::kuberuntime`]) and reports its status ([`crate::status`]).
 //! A relist of the runtime every second ([`crate::pleg`]) wakes the
 //! workers whose containers changed.
 //!
-//! Nothing is stopped when the kubelet stops: containers keep running, and
+//! Nothing is stopped when the kubelet stops (only the host-gw routes and
+//! masquerade rule are removed): containers keep running, and
 //! a restarted kubelet adopts them by their CRI labels; at start it removes
 //! the sandboxes and pod cgroups no pod owns any more.
 
@@ -33,6 +35,7 @@ use crate::cgroups::PodCgroups;
 use crate::cri::Cri;
 use crate::dns::{ClusterDns, HostResolv};
 use crate::fieldpath::NodeFacts;
+use crate::hostgw::HostGw;
 use crate::images::ImageManager;
 use crate::images::events::ImageEvents;
 use crate::network::Network;
@@ -72,6 +75,9 @@ pub struct KubeletOptions {
     /// The kubelet server's certificate and client CA; without it the server on `kubelet_port` (logs, exec,
     /// attach, port-forward, stats) does not start.
     pub server_tls: Option<crate::server::ServerTls>,
+    /// The cluster's pod range: with it the node routes the other nodes' pod ranges and masquerades pod traffic
+    /// leaving the range ([`crate::hostgw`]); without it pods reach only this node and its pods.
+    pub cluster_cidr: Option<ipnet::IpNet>,
 }
 
 /// What every pod worker shares.
@@ -168,6 +174,11 @@ impl Kubelet {
             options,
         });
         let server = kubelet_server(&ctx);
+        let hostgw = ctx.options.cluster_cidr.map(|cluster_cidr| HostGw {
+            node_name: config.name.clone(),
+            node_ip,
+            cluster_cidr,
+        });
         let changed = Arc::new(Notify::new());
         let uid = registered.uid().unwrap_or_default();
         tokio::select! {
@@ -176,6 +187,10 @@ impl Kubelet {
             () = watch_pod_cidr(client.clone(), cri.clone(), config.name.clone(), network, changed) => {}
             () = run_pods(ctx) => {}
             () = server => {}
+            () = run_hostgw(hostgw.as_ref(), client.clone()) => {}
+        }
+        if let Some(hostgw) = &hostgw {
+            hostgw.teardown();
         }
         tracing::info!("kubelet stopping; containers keep running");
         Ok(())
@@ -206,6 +221,16 @@ fn kubelet_server(ctx: &Context) -> impl Future<Output = ()> + use<> {
         }
         std::future::pending::<()>().await
     }
+}
+
+/// Routes to the other nodes' pod ranges, when the cluster CIDR is known. Never completes: the node keeps
+/// running its pods whatever happens to the routes.
+async fn run_hostgw(hostgw: Option<&HostGw>, client: kube::Client) {
+    if let Some(hostgw) = hostgw {
+        hostgw.run(client).await;
+        tracing::error!("host-gw: the node watch ended; routes to other nodes are no longer kept up to date");
+    }
+    std::future::pending().await
 }
 
 /// Writes the CNI configuration when the node gets (or changes) its pod

@@ -7,6 +7,7 @@
 //! * [`kubelet::Kubelet::run`] runs a real node on a CRI runtime
 //!   (containerd): [`node`] registers it and posts its status, [`network`]
 //!   writes the CNI configuration once the node has a pod range,
+//!   [`hostgw`] routes the other nodes' pod ranges to them,
 //!   [`pod_workers`] runs one task per pod, which syncs it through CRI
 //!   ([`kuberuntime`]: [`sandbox`], [`container`], [`cgroups`], [`dns`],
 //!   [`backoff`]) and reports it ([`status`]); [`pleg`] relists the
@@ -48,6 +49,7 @@ pub mod dns;
 pub mod envvars;
 pub mod fieldpath;
 pub mod hollow;
+pub mod hostgw;
 pub mod images;
 pub mod kubelet;
 pub mod kuberuntime;

@@ -1,10 +1,14 @@
 //! The pod network: the CNI configuration containerd's CRI plugin sets up
-//! sandboxes with. A `bridge` (the node's gateway, masquerading traffic
-//! that leaves the pod range, hairpin so a pod reaches itself through a
-//! Service) with `host-local` addresses from the node's `spec.podCIDR`
+//! sandboxes with. A `bridge` (the node's gateway, hairpin so a pod
+//! reaches itself through a Service) with `host-local` addresses from the node's `spec.podCIDR`
 //! (assigned by node IPAM in the controller manager) and `portmap` for
 //! `hostPort`s. It is written once the node has its range; until then the
 //! runtime reports `NetworkReady=false` and the node is not Ready.
+//!
+//! The bridge does not masquerade (`ipMasq: false`): it would hide a pod's
+//! address from pods on other nodes (everything outside the node's own
+//! range is masqueraded). [`crate::hostgw`] masquerades only what leaves
+//! the cluster CIDR.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,7 +40,7 @@ impl Network {
                     "type": "bridge",
                     "bridge": self.bridge,
                     "isGateway": true,
-                    "ipMasq": true,
+                    "ipMasq": false,
                     "hairpinMode": true,
                     "ipam": {
                         "type": "host-local",
@@ -93,7 +97,7 @@ mod tests {
                 bridge["ipMasq"].as_bool(),
                 bridge["hairpinMode"].as_bool()
             ),
-            (Some(true), Some(true), Some(true))
+            (Some(true), Some(false), Some(true))
         );
         assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.42.3.0/24");
         assert_eq!(bridge["ipam"]["dataDir"], "/tmp/x/ipam");

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod multinode;
+
 pub struct Cluster {
     child: Child,
     dir: TempDir,
@@ -42,6 +44,23 @@ pub struct Node {
 /// Only one real node runs on the machine at a time, across test binaries
 /// and helpers: they share the pod range, iptables chains and the host's ports.
 const NODE_LOCK: &str = "/var/tmp/capstan-e2e-node.lock";
+
+/// Takes the machine-wide real-node lock ([`NODE_LOCK`]), waiting for it;
+/// held until the returned file is dropped. (flock is per open file: one
+/// process must not take it twice.)
+fn node_lock() -> std::fs::File {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(NODE_LOCK)
+        .expect("open the node lock");
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on an open file descriptor we own.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock {NODE_LOCK}");
+    lock
+}
 
 /// The busybox test image every e2e pod runs: `httpd`, `sh`, `wget` … A
 /// tag other than `latest` keeps the pull policy at IfNotPresent, so
@@ -366,18 +385,7 @@ impl Node {
     /// Takes the machine-wide node lock (waiting for it), picks names and
     /// ports of the node's own and writes the test images into its data dir.
     fn prepare(name: &str, data_dir: &Path) -> Node {
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(NODE_LOCK)
-            .expect("open the node lock");
-        {
-            use std::os::unix::io::AsRawFd;
-            // SAFETY: flock on an open file descriptor we own.
-            let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-            assert_eq!(rc, 0, "flock {NODE_LOCK}");
-        }
+        let lock = node_lock();
         build_test_images(&data_dir.join("agent/images"));
         // Names of our own, so that what is left is ours to find.
         let id = format!("{:08x}", std::process::id() ^ rand_u32());
