@@ -2,8 +2,9 @@
 //! `capstan agent`s, each with its own containerd in a network namespace on
 //! a test LAN. Pods on different nodes reach each other by pod IP with
 //! their own addresses (host-gw routes, no masquerading between pods),
-//! reach a ClusterIP whose only endpoint is on the other node (as does a
-//! NodePort client on the host), and reach the world outside the cluster
+//! reach a ClusterIP whose only endpoint is on the other node, by address
+//! and by name through cluster DNS (as does a NodePort client on the
+//! host), and reach the world outside the cluster
 //! CIDR masqueraded as their node. Routes
 //! follow Node objects as they come, change and go, and come back when
 //! someone removes them.
@@ -139,7 +140,8 @@ fn pods_on_different_nodes_reach_each_other_and_services_with_their_own_addresse
     let cluster_ip = c.ok(&["get", "service", "echo", "-o", "jsonpath={.spec.clusterIP}"]);
     wait_endpoint(c, "echo", &echo_ip);
 
-    // The client on A: the pod by IP, the Service by ClusterIP, then the host (outside the cluster CIDR).
+    // The client on A: the pod by IP, the Service by ClusterIP and by name
+    // (cluster DNS on the server, through kube-dns), then the host (outside the cluster CIDR).
     let (outside_port, outside_seen) = outside_listener(&nodes.lan.gateway());
     let fetch = |what: &str, ip: &str| {
         format!(
@@ -147,9 +149,10 @@ fn pods_on_different_nodes_reach_each_other_and_services_with_their_own_addresse
         )
     };
     let script = format!(
-        "{}; {}; echo hello | nc -w 3 {} {outside_port} >> /dev/termination-log",
+        "{}; {}; {}; echo hello | nc -w 3 {} {outside_port} >> /dev/termination-log",
         fetch("pod", &echo_ip),
         fetch("service", &cluster_ip),
+        fetch("name", "echo"),
         nodes.lan.gateway()
     );
     c.ok_in(
@@ -181,6 +184,7 @@ fn pods_on_different_nodes_reach_each_other_and_services_with_their_own_addresse
         [
             format!("pod from={client_ip}"),
             format!("service from={client_ip}"),
+            format!("name from={client_ip}"),
             format!("outside-saw={}", a.ip)
         ],
         "client on {} ({range_a}), echo {echo_ip} on {} ({range_b}), service {cluster_ip}; agent A log:\n{}",

@@ -4,20 +4,18 @@
 //! veth pair — a small LAN, as host-gw needs (one link, no default route).
 //!
 //! Agents run under `nsenter --net` (not `ip netns exec`, which remounts
-//! /sys and hides the cgroup2 mount). The API server listens on loopback;
-//! a relay on the bridge address carries the agents' connections to it.
+//! /sys and hides the cgroup2 mount). The server listens on every address
+//! and advertises the bridge address, where it also answers cluster DNS:
+//! the agents, their pods (masqueraded as their node: the host blackholes
+//! the cluster CIDR) and the `kubernetes` and `kube-dns` Services reach it there.
 //!
 //! On drop, also after a failure: agents are stopped by PID (SIGTERM, which
 //! must remove their routes and rules), `capstan killall` runs inside each
 //! namespace, then namespaces, veths, the bridge and the host's safety
 //! blackhole go; whatever is left is reported.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Cluster, build_test_images, free_port, node_lock, rand_u32};
@@ -33,7 +31,6 @@ pub struct Multinode {
     pub cluster: Cluster,
     pub lan: Lan,
     pub agents: Vec<NetnsAgent>,
-    relay: Option<Relay>,
     /// The machine-wide node lock, released last.
     _lock: std::fs::File,
 }
@@ -71,18 +68,32 @@ impl Multinode {
             count,
         };
         let gateway = lan.gateway();
-        let cluster = Cluster::start_with(&["--tls-san", &gateway, "--cluster-cidr", CLUSTER_CIDR]);
+        lan.create();
+        let started = std::panic::catch_unwind(|| {
+            Cluster::start_with(&[
+                "--cluster-cidr",
+                CLUSTER_CIDR,
+                "--bind-address",
+                "0.0.0.0",
+                "--tls-san",
+                &gateway,
+                "--advertise-address",
+                &gateway,
+                "--dns-listen",
+                &format!("{gateway}:0"),
+            ])
+        });
+        let cluster = started.unwrap_or_else(|panic| {
+            lan.remove();
+            std::panic::resume_unwind(panic)
+        });
+        let server = format!("https://{gateway}:{}", cluster.port);
         let mut nodes = Multinode {
             cluster,
             lan,
             agents: Vec::new(),
-            relay: None,
             _lock: lock,
         };
-        nodes.lan.create();
-        let relay = Relay::start(gateway.parse().expect("an IPv4 address"), nodes.cluster.port);
-        let server = format!("https://{gateway}:{}", relay.port);
-        nodes.relay = Some(relay);
         for i in 0..count {
             let agent = nodes.spawn_agent(i, &server);
             nodes.agents.push(agent);
@@ -137,9 +148,6 @@ impl Multinode {
         let mut left = Vec::new();
         for agent in &mut self.agents {
             left.extend(agent.clean_up());
-        }
-        if let Some(relay) = self.relay.take() {
-            relay.stop();
         }
         left.extend(self.lan.remove());
         left
@@ -434,66 +442,4 @@ fn quiet(args: &[&str]) -> bool {
 fn output(args: &[&str]) -> String {
     let out = Command::new(args[0]).args(&args[1..]).output().expect("run a command");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Carries TCP connections from the bridge address to the API server on
-/// loopback (TLS passes through: the server's certificate names the
-/// bridge address, `--tls-san`).
-struct Relay {
-    ip: Ipv4Addr,
-    port: u16,
-    stopping: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Relay {
-    fn start(ip: Ipv4Addr, target_port: u16) -> Relay {
-        let listener = TcpListener::bind((ip, 0)).expect("bind the relay");
-        let port = listener.local_addr().expect("relay address").port();
-        let stopping = Arc::new(AtomicBool::new(false));
-        let flag = stopping.clone();
-        let thread = std::thread::spawn(move || {
-            for client in listener.incoming() {
-                if flag.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
-                    continue;
-                };
-                pipe(&client, &server);
-                pipe(&server, &client);
-            }
-        });
-        Relay {
-            ip,
-            port,
-            stopping,
-            thread,
-        }
-    }
-
-    /// Stops accepting (open connections end with their peers).
-    fn stop(self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so that it sees the flag.
-        let _ = TcpStream::connect_timeout(&SocketAddr::from((self.ip, self.port)), Duration::from_secs(1));
-        let _ = self.thread.join();
-    }
-}
-
-/// Copies `from` to `to` on a thread until EOF, then half-closes `to`.
-fn pipe(from: &TcpStream, to: &TcpStream) {
-    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
-        return;
-    };
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-        let _ = to.shutdown(std::net::Shutdown::Write);
-    });
 }
