@@ -42,9 +42,11 @@ impl KillallArgs {
     }
 }
 
-/// CNI's masquerade rules live in iptables' `ip nat` table; once the last
-/// sandbox's rules are gone the table is left with empty chains. It is
-/// removed then, and only then: a rule in it belongs to someone else.
+/// CNI's rules live in iptables' `ip nat` table. Once the last sandbox's
+/// rules are gone, what is left is empty chains and the portmap plugin's
+/// scaffolding (`CNI-HOSTPORT-SETMARK`/`-MASQ` and the base chains' jumps to
+/// them). The table is removed then, and only then: any other rule — a live
+/// port mapping, someone else's NAT — keeps it.
 fn remove_empty_nat_table() {
     let Ok(listing) = std::process::Command::new("nft")
         .args(["list", "table", "ip", "nat"])
@@ -52,18 +54,72 @@ fn remove_empty_nat_table() {
     else {
         return;
     };
-    let text = String::from_utf8_lossy(&listing.stdout);
-    let structural = |line: &str| {
-        let line = line.trim();
-        line.is_empty()
-            || line == "}"
-            || line.starts_with("table ")
-            || line.starts_with("chain ")
-            || line.starts_with("type ")
-    };
-    if listing.status.success() && text.lines().all(structural) {
+    if listing.status.success() && only_cni_scaffolding(&String::from_utf8_lossy(&listing.stdout)) {
         let _ = std::process::Command::new("nft")
             .args(["delete", "table", "ip", "nat"])
             .status();
+    }
+}
+
+/// Whether an `nft list table` text holds nothing but empty chains and
+/// portmap's scaffolding (see [`remove_empty_nat_table`]).
+fn only_cni_scaffolding(table: &str) -> bool {
+    let mut chain = "";
+    table.lines().map(str::trim).all(|line| {
+        if let Some(name) = line.strip_prefix("chain ") {
+            chain = name.trim_end_matches(" {").trim();
+            return true;
+        }
+        let structural = line.is_empty()
+            || line == "}"
+            || line.starts_with("table ")
+            || line.starts_with("type ")
+            || line.starts_with('#');
+        structural
+            || matches!(chain, "CNI-HOSTPORT-SETMARK" | "CNI-HOSTPORT-MASQ")
+            || line.ends_with("jump CNI-HOSTPORT-MASQ")
+            || line.ends_with("jump CNI-HOSTPORT-DNAT")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_cni_scaffolding;
+
+    const SCAFFOLDING: &str = "table ip nat {
+	chain POSTROUTING {
+		type nat hook postrouting priority srcnat; policy accept;
+		 counter packets 6226 bytes 377730 jump CNI-HOSTPORT-MASQ
+	}
+	chain CNI-HOSTPORT-SETMARK {
+		 counter packets 0 bytes 0 meta mark set mark or 0x2000
+	}
+	chain CNI-HOSTPORT-MASQ {
+		meta mark & 0x00002000 == 0x00002000 counter packets 0 bytes 0 masquerade
+	}
+	chain CNI-HOSTPORT-DNAT {
+	}
+	chain PREROUTING {
+		type nat hook prerouting priority dstnat; policy accept;
+		fib daddr type local counter packets 456 bytes 27376 jump CNI-HOSTPORT-DNAT
+	}
+	chain CNI-49281588fc6e5256ef8dca1d {
+	}
+}
+";
+
+    #[test]
+    fn portmap_scaffolding_goes_live_mappings_and_other_rules_stay() {
+        assert!(only_cni_scaffolding(SCAFFOLDING));
+        let live = SCAFFOLDING.replace(
+            "chain CNI-HOSTPORT-DNAT {\n",
+            "chain CNI-HOSTPORT-DNAT {\n\t\ttcp dport 8080 jump CNI-DN-1234\n",
+        );
+        assert!(!only_cni_scaffolding(&live));
+        let docker = SCAFFOLDING.replace(
+            "jump CNI-HOSTPORT-MASQ\n",
+            "jump CNI-HOSTPORT-MASQ\n\t\toifname != \"docker0\" ip saddr 172.17.0.0/16 masquerade\n",
+        );
+        assert!(!only_cni_scaffolding(&docker));
     }
 }
