@@ -3,6 +3,7 @@
 //! human summary plus progress on stderr.
 
 mod api;
+mod dns;
 mod lease_churn;
 mod pods;
 mod raw;
@@ -47,6 +48,9 @@ enum Command {
     /// single endpoint changes to the kernel, inside a network namespace of
     /// its own (needs root).
     Services(services::ServicesArgs),
+    /// Cluster DNS queries/s and latency from UDP clients on loopback (A
+    /// records of Services, NXDOMAIN) against `capstan server`.
+    Dns(dns::DnsArgs),
 }
 
 fn main() -> Result<()> {
@@ -66,6 +70,7 @@ fn main() -> Result<()> {
         Command::Scheduler(args) => runtime.block_on(scheduler::run(args)),
         Command::Pods(args) => runtime.block_on(pods::run(args)),
         Command::Services(args) => runtime.block_on(services::run(args)),
+        Command::Dns(args) => runtime.block_on(dns::run(args)),
     }
 }
 

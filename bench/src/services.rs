@@ -12,12 +12,14 @@
 //!    each, written through the API before the proxy starts.
 //! 2. **Initial sync**: the proxy is spawned with all objects present; the
 //!    clock runs from spawn until the `service-ips` map in the kernel holds
-//!    every Service ([`kernel`] polls it with `nft`). The proxy's own log
+//!    every Service ([`kernel`] watches for the table with `nft`). The proxy's own log
 //!    line for that sync gives the script size and the split between
 //!    building the rules and the kernel taking them.
 //! 3. **Endpoint changes**: one slice patch replaces one endpoint address;
-//!    the clock runs from the patch request until the Service's chain in
-//!    the kernel leads to the new address and no longer to the old one.
+//!    the clock runs from the patch request until the kernel reports (via
+//!    `nft monitor`) the committed rule of the Service's chain that leads to
+//!    the new address; afterwards it is checked that the chain no longer
+//!    leads to the old one and the new endpoint's chain DNATs to it.
 //!    Changes are spaced by the proxy's minimum sync period, so each is
 //!    measured on its own rather than batched behind the previous one.
 //! 4. The proxy's resident memory, and how long it takes to remove its table.
@@ -62,7 +64,7 @@ pub struct ServicesArgs {
     /// The proxy's --nftables-min-sync-period, in milliseconds.
     #[arg(long, default_value_t = 1000.0, value_parser = positive_f64)]
     pub min_sync_period_ms: f64,
-    /// Milliseconds between two looks at the kernel's rules.
+    /// Milliseconds between two looks for the proxy's table while it starts.
     #[arg(long, default_value_t = 10.0, value_parser = positive_f64)]
     pub poll_ms: f64,
     /// Create requests in flight while setting up.
@@ -121,8 +123,6 @@ pub struct InitialSync {
     pub complete_sync: Option<SyncLine>,
     /// CPU seconds the proxy and its `nft` runs used until then (start-up, lists, sync).
     pub proxy_cpu_secs: Option<f64>,
-    /// Mean cost of one look at the `service-ips` map with `nft -j`.
-    pub poll_ms_mean: f64,
 }
 
 /// Single endpoint changes at full size.
@@ -138,8 +138,6 @@ pub struct EndpointChanges {
     pub script_bytes_p50: Option<u64>,
     pub build_ms_p50: Option<f64>,
     pub apply_ms_p50: Option<f64>,
-    /// Mean cost of one look at a Service chain with `nft list chain`.
-    pub poll_ms_mean: f64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -204,14 +202,7 @@ async fn measure(args: &ServicesArgs, binary: &Path, machine: Machine, started_a
     let endpoint_change = match &chains {
         Some(chains) => {
             let spacing = min_sync + Duration::from_millis(100);
-            let changes = endpoint_changes(
-                &client,
-                &mut proxy,
-                &mut backends,
-                chains,
-                args.changes,
-                (poll, spacing),
-            );
+            let changes = endpoint_changes(&client, &mut proxy, &mut backends, chains, args.changes, spacing);
             match changes.await {
                 Ok(changes) => Some(changes),
                 Err(err) => {
@@ -253,13 +244,14 @@ async fn measure(args: &ServicesArgs, binary: &Path, machine: Machine, started_a
 /// ClusterIP → the Service's chain, as the kernel has it.
 type Chains = std::collections::BTreeMap<Ipv4Addr, String>;
 
-/// Waits until the kernel's `service-ips` map holds all `services`.
+/// Waits until the kernel's `service-ips` map holds all `services`. Only
+/// the table's existence is polled: the proxy writes it whole, in one
+/// transaction, once it has listed everything.
 async fn initial_sync(proxy: &mut Proxy, services: usize, poll: Duration) -> Result<(InitialSync, Chains)> {
-    let mut polls = Vec::new();
     let chains = loop {
         proxy.check_running()?;
-        if let Ok((chains, took)) = kernel::service_chains().await {
-            polls.push(took);
+        if kernel::table_exists().await? {
+            let (chains, _) = kernel::service_chains().await?;
             if chains.len() >= services {
                 break chains;
             }
@@ -281,7 +273,6 @@ async fn initial_sync(proxy: &mut Proxy, services: usize, poll: Duration) -> Res
         syncs: complete.map_or(syncs.len(), |i| i + 1),
         complete_sync: complete.map(|i| syncs[i]),
         proxy_cpu_secs: cpu.map(|d| stats::round3(d.as_secs_f64())),
-        poll_ms_mean: mean_ms(&polls),
     };
     Ok((sync, chains))
 }
@@ -293,24 +284,27 @@ async fn endpoint_changes(
     backends: &mut [Backend],
     chains: &Chains,
     changes: usize,
-    (poll, spacing): (Duration, Duration),
+    spacing: Duration,
 ) -> Result<EndpointChanges> {
+    let mut monitor = kernel::Monitor::start().await?;
     let syncs_before = proxy.syncs().len();
-    let (mut to_kernel, mut patches, mut polls) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut to_kernel, mut patches) = (Vec::new(), Vec::new());
     for n in 0..changes {
         tokio::time::sleep(spacing).await;
+        proxy.check_running()?;
         let backend = &mut backends[(stats::mix64(n as u64) % backends.len() as u64) as usize];
         let slot = n % backend.addresses.len();
         let (old, new) = (backend.addresses[slot], objects::replacement(n));
         let chain = chains
             .get(&backend.cluster_ip)
-            .with_context(|| format!("no chain for {} in the kernel", backend.cluster_ip))?
-            .clone();
+            .with_context(|| format!("no chain for {} in the kernel", backend.cluster_ip))?;
+        monitor.drain();
         let started = Instant::now();
         patches.push(objects::replace_endpoint(client, backend, slot, new).await?);
-        let endpoint = wait_for_endpoint(proxy, &chain, (old, new), poll, &mut polls).await?;
-        to_kernel.push(started.elapsed());
-        verify_dnat(&endpoint, new).await?;
+        let leads_to_new = |rule: &str| kernel::endpoint_chain(rule, new, objects::TARGET_PORT).is_some();
+        let arrived = monitor.added_rule(chain, leads_to_new, CHANGE_TIMEOUT).await?;
+        to_kernel.push(arrived - started);
+        verify(chain, (old, new)).await?;
     }
     let syncs: Vec<SyncLine> = proxy.syncs().split_off(syncs_before);
     eprintln!("[changes] {changes} endpoint changes, {} proxy syncs", syncs.len());
@@ -322,43 +316,23 @@ async fn endpoint_changes(
         script_bytes_p50: median(syncs.iter().map(|s| s.script_bytes).collect()),
         build_ms_p50: median_f64(syncs.iter().map(|s| s.build_ms).collect()),
         apply_ms_p50: median_f64(syncs.iter().map(|s| s.apply_ms).collect()),
-        poll_ms_mean: mean_ms(&polls),
     })
 }
 
-/// Polls the Service chain until it leads to `new` and no longer to `old`;
-/// returns the new endpoint's chain.
-async fn wait_for_endpoint(
-    proxy: &mut Proxy,
-    chain: &str,
-    (old, new): (Ipv4Addr, Ipv4Addr),
-    poll: Duration,
-    polls: &mut Vec<Duration>,
-) -> Result<String> {
-    let deadline = Instant::now() + CHANGE_TIMEOUT;
+/// After the fact (not timed): the Service chain leads to the new address
+/// and not the old one, and the new endpoint's chain DNATs to it.
+async fn verify(chain: &str, (old, new): (Ipv4Addr, Ipv4Addr)) -> Result<()> {
     let port = objects::TARGET_PORT;
-    loop {
-        let (text, took) = kernel::chain(chain).await?;
-        polls.push(took);
-        if let Some(endpoint) = kernel::endpoint_chain(&text, new, port)
-            && kernel::endpoint_chain(&text, old, port).is_none()
-        {
-            return Ok(endpoint);
-        }
-        proxy.check_running()?;
-        if Instant::now() > deadline {
-            bail!("{new} did not replace {old} in {chain} within {CHANGE_TIMEOUT:?}");
-        }
-        tokio::time::sleep(poll).await;
+    let (text, _) = kernel::chain(chain).await?;
+    let endpoint =
+        kernel::endpoint_chain(&text, new, port).with_context(|| format!("{chain} does not lead to {new}"))?;
+    if kernel::endpoint_chain(&text, old, port).is_some() {
+        bail!("{chain} still leads to the replaced {old}");
     }
-}
-
-/// The endpoint's chain really DNATs to the new address (checked, not timed).
-async fn verify_dnat(endpoint_chain: &str, new: Ipv4Addr) -> Result<()> {
-    let (text, _) = kernel::chain(endpoint_chain).await?;
-    let dnat = format!("dnat to {new}:{}", objects::TARGET_PORT);
+    let (text, _) = kernel::chain(&endpoint).await?;
+    let dnat = format!("dnat to {new}:{port}");
     if !text.contains(&dnat) {
-        bail!("{endpoint_chain} has no `{dnat}`:\n{text}");
+        bail!("{endpoint} has no `{dnat}`:\n{text}");
     }
     Ok(())
 }
@@ -369,14 +343,6 @@ fn latency_of(samples: &[Duration]) -> Latency {
         stats::record(&mut hist, *sample);
     }
     Latency::of(&hist)
-}
-
-fn mean_ms(samples: &[Duration]) -> f64 {
-    if samples.is_empty() {
-        return 0.0;
-    }
-    let total: Duration = samples.iter().sum();
-    stats::round3(total.as_secs_f64() * 1000.0 / samples.len() as f64)
 }
 
 fn median(mut values: Vec<u64>) -> Option<u64> {

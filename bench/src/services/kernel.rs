@@ -1,14 +1,25 @@
 //! What the kernel holds: the proxy's nftables table read back with the
 //! `nft` tool (the same view an administrator has), in the benchmark's
-//! network namespace. Every call is timed, because polling costs CPU that
-//! the proxy competes for and bounds the resolution of the measurements.
+//! network namespace.
+//!
+//! Reading a table of 11,000 chains is not free — `nft list chain` fetches
+//! the whole table first (a quarter of a second here) and holds the netlink
+//! lock the proxy's own `nft` needs — so nothing here polls a big listing:
+//! the initial sync is detected by the cheap `nft list tables` (the proxy
+//! programs its table in one transaction), and changes by [`Monitor`],
+//! which the kernel notifies when a transaction commits.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::api::server::die_with_parent;
 
 /// The proxy's table (`capstan proxy` always uses this one).
 pub const TABLE: &str = "capstan-proxy";
@@ -29,6 +40,12 @@ async fn nft(args: &[&str]) -> Result<(String, Duration)> {
         );
     }
     Ok((String::from_utf8_lossy(&output.stdout).into_owned(), started.elapsed()))
+}
+
+/// Whether our table exists (a listing of table names only: cheap).
+pub async fn table_exists() -> Result<bool> {
+    let (tables, _) = nft(&["list", "tables"]).await?;
+    Ok(tables.lines().any(|l| l.trim() == format!("table ip {TABLE}")))
 }
 
 /// The `service-ips` map: ClusterIP → the chain its traffic goes to (the
@@ -68,6 +85,96 @@ pub fn endpoint_chain(service_chain: &str, ip: Ipv4Addr, port: u16) -> Option<St
         .split(|c: char| c.is_whitespace() || matches!(c, ',' | '{' | '}' | '"'))
         .find(|token| token.starts_with("sep-") && token.ends_with(&suffix))
         .map(str::to_string)
+}
+
+/// `nft monitor`: every rule the kernel commits, stamped when it arrives.
+/// The kernel sends the events once the transaction is committed, so an
+/// event's arrival is the moment the rule is in force.
+pub struct Monitor {
+    _child: tokio::process::Child,
+    lines: mpsc::UnboundedReceiver<(Instant, String)>,
+}
+
+/// A table the monitor's readiness probe creates and deletes at once.
+const PROBE_TABLE: &str = "capstan-bench-probe";
+
+impl Monitor {
+    /// Starts `nft monitor` and waits until it is subscribed (it reports a
+    /// probe table of ours), so no event after this returns is missed.
+    pub async fn start() -> Result<Monitor> {
+        let mut command = std::process::Command::new("nft");
+        command
+            .arg("monitor")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        die_with_parent(&mut command);
+        let mut child = tokio::process::Command::from(command)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting nft monitor")?;
+        let stdout = child.stdout.take().context("nft monitor's stdout")?;
+        let (send, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if send.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut monitor = Monitor { _child: child, lines };
+        monitor.probe().await?;
+        Ok(monitor)
+    }
+
+    async fn probe(&mut self) -> Result<()> {
+        let added = format!("add table ip {PROBE_TABLE}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            nft(&["add", "table", "ip", PROBE_TABLE]).await?;
+            nft(&["delete", "table", "ip", PROBE_TABLE]).await?;
+            let quiet = tokio::time::sleep(Duration::from_millis(200));
+            tokio::pin!(quiet);
+            loop {
+                tokio::select! {
+                    line = self.lines.recv() => match line {
+                        Some((_, line)) if line.starts_with(&added) => return Ok(()),
+                        Some(_) => {}
+                        None => bail!("nft monitor exited"),
+                    },
+                    () = &mut quiet => break,
+                }
+            }
+        }
+        bail!("nft monitor did not report a probe table within 10 s")
+    }
+
+    /// Waits for a rule added to `chain` that `matches`; when it arrived.
+    pub async fn added_rule(
+        &mut self,
+        chain: &str,
+        matches: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> Result<Instant> {
+        let prefix = format!("add rule ip {TABLE} {chain} ");
+        let wait = async {
+            while let Some((at, line)) = self.lines.recv().await {
+                if line.starts_with(&prefix) && matches(&line) {
+                    return Ok(at);
+                }
+            }
+            bail!("nft monitor exited")
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .with_context(|| format!("no matching rule in {chain} within {timeout:?}"))?
+    }
+
+    /// Forgets the events so far (those of earlier changes).
+    pub fn drain(&mut self) {
+        while self.lines.try_recv().is_ok() {}
+    }
 }
 
 /// Sizes of the whole table, counted once the proxy has programmed it.
