@@ -85,8 +85,8 @@ pub struct DnsReport {
     pub services: usize,
     pub duration_secs: f64,
     pub timeout_ms: f64,
-    /// Last Service created → its name answers.
-    pub ready_after_create_ms: Option<f64>,
+    /// All Services created (the last create acknowledged) → the last one's name answers.
+    pub ready_after_creates_ms: Option<f64>,
     pub phases: Vec<Phase>,
     pub errors: Vec<String>,
     pub load_average_end: Option<[f64; 3]>,
@@ -160,7 +160,7 @@ async fn measure(args: &DnsArgs, binary: &Path, machine: Machine, started_at_uni
     let timeout = Duration::from_secs_f64(args.timeout_ms / 1000.0);
     let ready = wait_answering(dns, &addresses, timeout).await;
     let mut errors = Vec::new();
-    let ready_after_create_ms = match ready {
+    let ready_after_creates_ms = match ready {
         Ok(ready) => Some(stats::round3(ready.as_secs_f64() * 1000.0)),
         Err(err) => {
             errors.push(format!("waiting for DNS: {err:#}"));
@@ -195,7 +195,7 @@ async fn measure(args: &DnsArgs, binary: &Path, machine: Machine, started_at_uni
         services: args.services,
         duration_secs: args.duration_secs,
         timeout_ms: args.timeout_ms,
-        ready_after_create_ms,
+        ready_after_creates_ms,
         phases,
         errors,
         load_average_end: report::load_average(),
@@ -417,8 +417,8 @@ fn summary(report: &DnsReport) -> String {
         "\n== capstan-bench dns: {} services, {} s per phase ==\n",
         report.services, report.duration_secs
     );
-    if let Some(ms) = report.ready_after_create_ms {
-        out += &format!("last Service answering {ms:.0} ms after its create\n");
+    if let Some(ms) = report.ready_after_creates_ms {
+        out += &format!("last Service answering {ms:.1} ms after the creates\n");
     }
     out += "kind      in flight  queries/s   p50 ms   p99 ms   max ms  lost wrong\n";
     for p in &report.phases {

@@ -158,6 +158,27 @@ mod tests {
     }
 
     #[test]
+    fn services_and_dns_defaults() {
+        let cli = Cli::try_parse_from(["capstan-bench", "services"]).unwrap();
+        let Command::Services(args) = cli.command else {
+            panic!("not services")
+        };
+        assert_eq!(
+            (args.services, args.endpoints_per_service, args.changes),
+            (1000, 10, 20)
+        );
+        assert_eq!(args.min_sync_period_ms, 1000.0);
+        let cli = Cli::try_parse_from(["capstan-bench", "dns", "--concurrency", "2,16"]).unwrap();
+        let Command::Dns(args) = cli.command else {
+            panic!("not dns")
+        };
+        assert_eq!((args.services, args.duration_secs), (100, 5.0));
+        assert_eq!(args.concurrency, vec![2, 16]);
+        assert!(Cli::try_parse_from(["capstan-bench", "services", "--services", "0"]).is_err());
+        assert!(Cli::try_parse_from(["capstan-bench", "dns", "--timeout-ms", "-5"]).is_err());
+    }
+
+    #[test]
     fn lease_churn_defaults() {
         let cli = Cli::try_parse_from(["capstan-bench", "lease-churn", "--hours", "2"]).unwrap();
         let Command::LeaseChurn(args) = cli.command else {

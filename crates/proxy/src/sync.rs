@@ -155,3 +155,18 @@ fn sync(table: &str, node: &NodeInfo, state: &State, applied: &Ruleset) -> Rules
 fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syncs_wait_for_both_initial_lists() {
+        let mut listed = Listed::default();
+        listed.observe(&Change::Service(Box::new(Event::InitDone)));
+        listed.observe(&Change::Slice(Box::new(Event::Init)));
+        assert!(!listed.both(), "services listed, slices not yet");
+        listed.observe(&Change::Slice(Box::new(Event::InitDone)));
+        assert!(listed.both());
+    }
+}
