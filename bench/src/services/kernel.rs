@@ -95,12 +95,12 @@ pub struct Monitor {
     lines: mpsc::UnboundedReceiver<(Instant, String)>,
 }
 
-/// A table the monitor's readiness probe creates and deletes at once.
+/// Tables the monitor's readiness probe creates (and deletes once seen).
 const PROBE_TABLE: &str = "capstan-bench-probe";
 
 impl Monitor {
-    /// Starts `nft monitor` and waits until it is subscribed (it reports a
-    /// probe table of ours), so no event after this returns is missed.
+    /// Starts `nft monitor` and waits until it reports a probe table of
+    /// ours, so that no event after this returns is missed.
     pub async fn start() -> Result<Monitor> {
         let mut command = std::process::Command::new("nft");
         command
@@ -128,26 +128,42 @@ impl Monitor {
         Ok(monitor)
     }
 
+    /// Creates probe tables until the monitor reports one, waiting longer
+    /// each time. Patience matters: on start the monitor dumps the whole
+    /// ruleset, and restarts the dump whenever the ruleset changes under it
+    /// — probing faster than a big table dumps would starve it for ever.
     async fn probe(&mut self) -> Result<()> {
-        let added = format!("add table ip {PROBE_TABLE}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            nft(&["add", "table", "ip", PROBE_TABLE]).await?;
-            nft(&["delete", "table", "ip", PROBE_TABLE]).await?;
-            let quiet = tokio::time::sleep(Duration::from_millis(200));
-            tokio::pin!(quiet);
-            loop {
-                tokio::select! {
-                    line = self.lines.recv() => match line {
-                        Some((_, line)) if line.starts_with(&added) => return Ok(()),
-                        Some(_) => {}
-                        None => bail!("nft monitor exited"),
-                    },
-                    () = &mut quiet => break,
-                }
+        let mut result = Err(anyhow::anyhow!("nft monitor reported none of the probe tables"));
+        let mut created = Vec::new();
+        for attempt in 0..5u32 {
+            let table = format!("{PROBE_TABLE}-{attempt}");
+            nft(&["add", "table", "ip", &table]).await?;
+            created.push(table.clone());
+            if self
+                .reported(&format!("add table ip {table}"), Duration::from_secs(1 << attempt))
+                .await?
+            {
+                result = Ok(());
+                break;
             }
         }
-        bail!("nft monitor did not report a probe table within 10 s")
+        for table in created {
+            nft(&["delete", "table", "ip", &table]).await?;
+        }
+        result
+    }
+
+    /// Whether a line starting with `wanted` arrives within `patience`.
+    async fn reported(&mut self, wanted: &str, patience: Duration) -> Result<bool> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some((_, line))) if line.starts_with(wanted) => return Ok(true),
+                Ok(Some(_)) => {}
+                Ok(None) => bail!("nft monitor exited"),
+                Err(_) => return Ok(false),
+            }
+        }
     }
 
     /// Waits for a rule added to `chain` that `matches`; when it arrived.
