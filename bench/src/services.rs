@@ -12,7 +12,8 @@
 //!    each, written through the API before the proxy starts.
 //! 2. **Initial sync**: the proxy is spawned with all objects present; the
 //!    clock runs from spawn until the `service-ips` map in the kernel holds
-//!    every Service ([`kernel`] watches for the table with `nft`). The proxy's own log
+//!    every Service: the kernel reports the transaction that created the
+//!    proxy's table (`nft monitor`), and the map is checked to be complete. The proxy's own log
 //!    line for that sync gives the script size and the split between
 //!    building the rules and the kernel taking them.
 //! 3. **Endpoint changes**: one slice patch replaces one endpoint address;
@@ -64,7 +65,8 @@ pub struct ServicesArgs {
     /// The proxy's --nftables-min-sync-period, in milliseconds.
     #[arg(long, default_value_t = 1000.0, value_parser = positive_f64)]
     pub min_sync_period_ms: f64,
-    /// Milliseconds between two looks for the proxy's table while it starts.
+    /// Milliseconds between two looks at the service map, should the proxy's
+    /// first transaction not hold every Service.
     #[arg(long, default_value_t = 10.0, value_parser = positive_f64)]
     pub poll_ms: f64,
     /// Create requests in flight while setting up.
@@ -115,6 +117,9 @@ pub struct ServicesReport {
 pub struct InitialSync {
     /// Proxy spawned → every Service in the kernel's `service-ips` map.
     pub programmed_secs: f64,
+    /// The transaction that created the table had every Service (the
+    /// time is then that commit's; otherwise when a poll found them all).
+    pub first_transaction_complete: bool,
     pub service_ips: usize,
     pub table: TableCounts,
     /// Syncs the proxy logged until everything was in (1 when the first sync had it all).
@@ -181,10 +186,14 @@ async fn measure(args: &ServicesArgs, binary: &Path, machine: Machine, started_a
     eprintln!("[setup] done in {:.1} s", setup.as_secs_f64());
     let min_sync = Duration::from_secs_f64(args.min_sync_period_ms / 1000.0);
     let poll = Duration::from_secs_f64(args.poll_ms / 1000.0);
+    // Started on an empty ruleset, so it is listening at once; dropped after
+    // the initial sync, whose 30,000 events it need not keep.
+    let mut monitor = kernel::Monitor::start().await?;
     let mut proxy = Proxy::start(binary, &server.kubeconfig(), &root, min_sync)?;
     let mut errors = Vec::new();
     let mut memory = ProxyMemory::default();
-    let initial = initial_sync(&mut proxy, args.services, poll).await;
+    let initial = initial_sync(&mut proxy, &mut monitor, args.services, poll).await;
+    drop(monitor);
     memory.rss_mib_after_initial_sync = rss_mib(proxy.pid());
     let (initial_sync, chains) = match initial {
         Ok((sync, chains)) => {
@@ -244,30 +253,40 @@ async fn measure(args: &ServicesArgs, binary: &Path, machine: Machine, started_a
 /// ClusterIP → the Service's chain, as the kernel has it.
 type Chains = std::collections::BTreeMap<Ipv4Addr, String>;
 
-/// Waits until the kernel's `service-ips` map holds all `services`. Only
-/// the table's existence is polled: the proxy writes it whole, in one
-/// transaction, once it has listed everything.
-async fn initial_sync(proxy: &mut Proxy, services: usize, poll: Duration) -> Result<(InitialSync, Chains)> {
-    let chains = loop {
+/// Times the proxy's first programming of the kernel: from spawn until the
+/// kernel reports the transaction that created our table (the proxy writes
+/// the table whole, once it has listed everything). The `service-ips` map
+/// is then checked to hold every Service; should it not (a partial first
+/// sync), it is polled and the time is when a poll first found it complete.
+async fn initial_sync(
+    proxy: &mut Proxy,
+    monitor: &mut kernel::Monitor,
+    services: usize,
+    poll: Duration,
+) -> Result<(InitialSync, Chains)> {
+    let created = monitor
+        .table_created(INITIAL_TIMEOUT)
+        .await?
+        .context("the proxy did not create its table")?;
+    let mut programmed = created - proxy.started;
+    let (mut chains, _) = kernel::service_chains().await?;
+    let first_transaction_complete = chains.len() >= services;
+    while chains.len() < services {
         proxy.check_running()?;
-        if kernel::table_exists().await? {
-            let (chains, _) = kernel::service_chains().await?;
-            if chains.len() >= services {
-                break chains;
-            }
-        }
         if proxy.started.elapsed() > INITIAL_TIMEOUT {
             bail!("the kernel did not have all {services} services within {INITIAL_TIMEOUT:?}");
         }
         tokio::time::sleep(poll).await;
-    };
-    let programmed = proxy.started.elapsed();
+        chains = kernel::service_chains().await?.0;
+        programmed = proxy.started.elapsed();
+    }
     let cpu = process_cpu_with_children(proxy.pid());
     let table = kernel::table_counts().await?;
     let syncs = proxy.syncs();
     let complete = syncs.iter().position(|s| s.service_ips as usize >= services);
     let sync = InitialSync {
         programmed_secs: stats::round3(programmed.as_secs_f64()),
+        first_transaction_complete,
         service_ips: chains.len(),
         table,
         syncs: complete.map_or(syncs.len(), |i| i + 1),

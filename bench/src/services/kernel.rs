@@ -4,10 +4,9 @@
 //!
 //! Reading a table of 11,000 chains is not free — `nft list chain` fetches
 //! the whole table first (a quarter of a second here) and holds the netlink
-//! lock the proxy's own `nft` needs — so nothing here polls a big listing:
-//! the initial sync is detected by the cheap `nft list tables` (the proxy
-//! programs its table in one transaction), and changes by [`Monitor`],
-//! which the kernel notifies when a transaction commits.
+//! lock the proxy's own `nft` needs; even `nft list tables` dumps it all —
+//! so nothing here polls: [`Monitor`] is told by the kernel when a
+//! transaction commits, and the listings only verify afterwards.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -40,12 +39,6 @@ async fn nft(args: &[&str]) -> Result<(String, Duration)> {
         );
     }
     Ok((String::from_utf8_lossy(&output.stdout).into_owned(), started.elapsed()))
-}
-
-/// Whether our table exists (a listing of table names only: cheap).
-pub async fn table_exists() -> Result<bool> {
-    let (tables, _) = nft(&["list", "tables"]).await?;
-    Ok(tables.lines().any(|l| l.trim() == format!("table ip {TABLE}")))
 }
 
 /// The `service-ips` map: ClusterIP → the chain its traffic goes to (the
@@ -155,15 +148,27 @@ impl Monitor {
 
     /// Whether a line starting with `wanted` arrives within `patience`.
     async fn reported(&mut self, wanted: &str, patience: Duration) -> Result<bool> {
+        Ok(self.line(|line| line.starts_with(wanted), patience).await?.is_some())
+    }
+
+    /// When a line that `matches` arrived, or None if none did within `patience`.
+    async fn line(&mut self, matches: impl Fn(&str) -> bool, patience: Duration) -> Result<Option<Instant>> {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some((_, line))) if line.starts_with(wanted) => return Ok(true),
+                Ok(Some((at, line))) if matches(&line) => return Ok(Some(at)),
                 Ok(Some(_)) => {}
                 Ok(None) => bail!("nft monitor exited"),
-                Err(_) => return Ok(false),
+                Err(_) => return Ok(None),
             }
         }
+    }
+
+    /// When the proxy's table was created: the first event of the
+    /// transaction that created it, sent once that transaction committed.
+    pub async fn table_created(&mut self, patience: Duration) -> Result<Option<Instant>> {
+        let created = format!("add table ip {TABLE}");
+        self.line(|line| line.trim() == created, patience).await
     }
 
     /// Waits for a rule added to `chain` that `matches`; when it arrived.
@@ -174,17 +179,9 @@ impl Monitor {
         timeout: Duration,
     ) -> Result<Instant> {
         let prefix = format!("add rule ip {TABLE} {chain} ");
-        let wait = async {
-            while let Some((at, line)) = self.lines.recv().await {
-                if line.starts_with(&prefix) && matches(&line) {
-                    return Ok(at);
-                }
-            }
-            bail!("nft monitor exited")
-        };
-        tokio::time::timeout(timeout, wait)
-            .await
-            .with_context(|| format!("no matching rule in {chain} within {timeout:?}"))?
+        self.line(|line| line.starts_with(&prefix) && matches(line), timeout)
+            .await?
+            .with_context(|| format!("no matching rule in {chain} within {timeout:?}"))
     }
 
     /// Forgets the events so far (those of earlier changes).
