@@ -42,7 +42,7 @@ use self::kernel::TableCounts;
 use self::objects::Backend;
 use self::proxy::{Proxy, SyncLine};
 use crate::api::server::{Server, locate_binary, peak_rss_mib, process_cpu_with_children, rss_mib};
-use crate::report::{self, Machine};
+use crate::report::{self, Machine, Progress, phase};
 use crate::stats::{self, Latency};
 use crate::{positive_f64, positive_usize};
 
@@ -105,7 +105,7 @@ pub struct ServicesReport {
     pub endpoint_change: Option<EndpointChanges>,
     pub proxy_memory: ProxyMemory,
     /// From SIGTERM until the proxy had removed its table and exited.
-    pub proxy_stop_secs: Option<f64>,
+    pub proxy_stop_secs: f64,
     /// Warnings and errors the proxy logged.
     pub proxy_problems: Vec<String>,
     pub errors: Vec<String>,
@@ -195,30 +195,12 @@ async fn measure(args: &ServicesArgs, binary: &Path, machine: Machine, started_a
     let initial = initial_sync(&mut proxy, &mut monitor, args.services, poll).await;
     drop(monitor);
     memory.rss_mib_after_initial_sync = rss_mib(proxy.pid());
-    let (initial_sync, chains) = match initial {
-        Ok((sync, chains)) => {
-            eprintln!(
-                "[initial] kernel programmed {:.2} s after the proxy started",
-                sync.programmed_secs
-            );
-            (Some(sync), Some(chains))
-        }
-        Err(err) => {
-            errors.push(format!("initial sync: {err:#}"));
-            (None, None)
-        }
-    };
+    let (initial_sync, chains) = phase("[initial]", "initial sync", &mut errors, initial).unzip();
+    let spacing = min_sync + Duration::from_millis(100);
     let endpoint_change = match &chains {
         Some(chains) => {
-            let spacing = min_sync + Duration::from_millis(100);
-            let changes = endpoint_changes(&client, &mut proxy, &mut backends, chains, args.changes, spacing);
-            match changes.await {
-                Ok(changes) => Some(changes),
-                Err(err) => {
-                    errors.push(format!("endpoint changes: {err:#}"));
-                    None
-                }
-            }
+            let changes = endpoint_changes(&client, &mut proxy, &mut backends, chains, args.changes, spacing).await;
+            phase("[changes]", "endpoint changes", &mut errors, changes)
         }
         None => None,
     };
@@ -243,7 +225,7 @@ async fn measure(args: &ServicesArgs, binary: &Path, machine: Machine, started_a
         initial_sync,
         endpoint_change,
         proxy_memory: memory,
-        proxy_stop_secs: Some(stats::round3(stopped.as_secs_f64())),
+        proxy_stop_secs: stats::round3(stopped.as_secs_f64()),
         proxy_problems,
         errors,
         load_average_end: report::load_average(),
@@ -326,7 +308,6 @@ async fn endpoint_changes(
         verify(chain, (old, new)).await?;
     }
     let syncs: Vec<SyncLine> = proxy.syncs().split_off(syncs_before);
-    eprintln!("[changes] {changes} endpoint changes, {} proxy syncs", syncs.len());
     Ok(EndpointChanges {
         changes,
         to_kernel: latency_of(&to_kernel),
@@ -354,6 +335,24 @@ async fn verify(chain: &str, (old, new): (Ipv4Addr, Ipv4Addr)) -> Result<()> {
         bail!("{endpoint} has no `{dnat}`:\n{text}");
     }
     Ok(())
+}
+
+impl Progress for (InitialSync, Chains) {
+    fn progress(&self) -> Option<String> {
+        Some(format!(
+            "kernel programmed {:.2} s after the proxy started",
+            self.0.programmed_secs
+        ))
+    }
+}
+
+impl Progress for EndpointChanges {
+    fn progress(&self) -> Option<String> {
+        Some(format!(
+            "{} changes, {} proxy syncs, to the kernel p50 {:.0} ms",
+            self.changes, self.syncs, self.to_kernel.p50_ms
+        ))
+    }
 }
 
 fn latency_of(samples: &[Duration]) -> Latency {
