@@ -12,8 +12,8 @@
 //!    each, written through the API before the proxy starts.
 //! 2. **Initial sync**: the proxy is spawned with all objects present; the
 //!    clock runs from spawn until the `service-ips` map in the kernel holds
-//!    every Service: the kernel reports the transaction that created the
-//!    proxy's table (`nft monitor`), and the map is checked to be complete. The proxy's own log
+//!    every Service: real connections to the first and last ClusterIP reach
+//!    endpoints ([`dataplane`]), and the map is then checked to be complete. The proxy's own log
 //!    line for that sync gives the script size and the split between
 //!    building the rules and the kernel taking them.
 //! 3. **Endpoint changes**: one slice patch replaces one endpoint address;
@@ -25,6 +25,7 @@
 //!    measured on its own rather than batched behind the previous one.
 //! 4. The proxy's resident memory, and how long it takes to remove its table.
 
+mod dataplane;
 mod kernel;
 pub mod netns;
 mod objects;
@@ -65,9 +66,8 @@ pub struct ServicesArgs {
     /// The proxy's --nftables-min-sync-period, in milliseconds.
     #[arg(long, default_value_t = 1000.0, value_parser = positive_f64)]
     pub min_sync_period_ms: f64,
-    /// Milliseconds between two looks at the service map, should the proxy's
-    /// first transaction not hold every Service.
-    #[arg(long, default_value_t = 10.0, value_parser = positive_f64)]
+    /// Milliseconds between two connection attempts while the proxy starts.
+    #[arg(long, default_value_t = 5.0, value_parser = positive_f64)]
     pub poll_ms: f64,
     /// Create requests in flight while setting up.
     #[arg(long, default_value_t = 16, value_parser = positive_usize)]
@@ -117,8 +117,8 @@ pub struct ServicesReport {
 pub struct InitialSync {
     /// Proxy spawned → every Service in the kernel's `service-ips` map.
     pub programmed_secs: f64,
-    /// The transaction that created the table had every Service (the
-    /// time is then that commit's; otherwise when a poll found them all).
+    /// The first and last Service answering meant all were in (the time is
+    /// then theirs; otherwise when a poll of the map found them all).
     pub first_transaction_complete: bool,
     pub service_ips: usize,
     pub table: TableCounts,
@@ -186,14 +186,11 @@ async fn measure(args: &ServicesArgs, binary: &Path, machine: Machine, started_a
     eprintln!("[setup] done in {:.1} s", setup.as_secs_f64());
     let min_sync = Duration::from_secs_f64(args.min_sync_period_ms / 1000.0);
     let poll = Duration::from_secs_f64(args.poll_ms / 1000.0);
-    // Started on an empty ruleset, so it is listening at once; dropped after
-    // the initial sync, whose 30,000 events it need not keep.
-    let mut monitor = kernel::Monitor::start().await?;
+    let _endpoints = dataplane::serve_endpoints().await?;
     let mut proxy = Proxy::start(binary, &server.kubeconfig(), &root, min_sync)?;
     let mut errors = Vec::new();
     let mut memory = ProxyMemory::default();
-    let initial = initial_sync(&mut proxy, &mut monitor, args.services, poll).await;
-    drop(monitor);
+    let initial = initial_sync(&mut proxy, &backends, poll).await;
     memory.rss_mib_after_initial_sync = rss_mib(proxy.pid());
     let (initial_sync, chains) = phase("[initial]", "initial sync", &mut errors, initial).unzip();
     let spacing = min_sync + Duration::from_millis(100);
@@ -235,22 +232,23 @@ async fn measure(args: &ServicesArgs, binary: &Path, machine: Machine, started_a
 /// ClusterIP → the Service's chain, as the kernel has it.
 type Chains = std::collections::BTreeMap<Ipv4Addr, String>;
 
-/// Times the proxy's first programming of the kernel: from spawn until the
-/// kernel reports the transaction that created our table (the proxy writes
-/// the table whole, once it has listed everything). The `service-ips` map
-/// is then checked to hold every Service; should it not (a partial first
-/// sync), it is polled and the time is when a poll first found it complete.
-async fn initial_sync(
-    proxy: &mut Proxy,
-    monitor: &mut kernel::Monitor,
-    services: usize,
-    poll: Duration,
-) -> Result<(InitialSync, Chains)> {
-    let created = monitor
-        .table_created(INITIAL_TIMEOUT)
-        .await?
-        .context("the proxy did not create its table")?;
-    let mut programmed = created - proxy.started;
+/// Times the proxy's first programming of the kernel: from spawn until
+/// connections to the first and the last Service reach endpoints (the
+/// proxy writes its table whole, once it has listed everything). The
+/// `service-ips` map is then checked to hold every Service; should it not
+/// (a partial first sync), it is polled and the time is when a poll first
+/// found it complete.
+async fn initial_sync(proxy: &mut Proxy, backends: &[Backend], poll: Duration) -> Result<(InitialSync, Chains)> {
+    let services = backends.len();
+    let (first, last) = (backends[0].cluster_ip, backends[services - 1].cluster_ip);
+    while !(dataplane::reaches(first).await && dataplane::reaches(last).await) {
+        proxy.check_running()?;
+        if proxy.started.elapsed() > INITIAL_TIMEOUT {
+            bail!("no connection through the proxy within {INITIAL_TIMEOUT:?}");
+        }
+        tokio::time::sleep(poll).await;
+    }
+    let mut programmed = proxy.started.elapsed();
     let (mut chains, _) = kernel::service_chains().await?;
     let first_transaction_complete = chains.len() >= services;
     while chains.len() < services {

@@ -4,9 +4,11 @@
 //!
 //! Reading a table of 11,000 chains is not free — `nft list chain` fetches
 //! the whole table first (a quarter of a second here) and holds the netlink
-//! lock the proxy's own `nft` needs; even `nft list tables` dumps it all —
-//! so nothing here polls: [`Monitor`] is told by the kernel when a
-//! transaction commits, and the listings only verify afterwards.
+//! lock the proxy's own `nft` needs — so nothing here polls a listing:
+//! [`Monitor`] is told by the kernel when a transaction commits, and the
+//! listings only verify afterwards. (The monitor is used for small
+//! changes only: with a listener the kernel builds an event for every
+//! object of a commit, which would slow the proxy's initial sync.)
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -162,13 +164,6 @@ impl Monitor {
                 Err(_) => return Ok(None),
             }
         }
-    }
-
-    /// When the proxy's table was created: the first event of the
-    /// transaction that created it, sent once that transaction committed.
-    pub async fn table_created(&mut self, patience: Duration) -> Result<Option<Instant>> {
-        let created = format!("add table ip {TABLE}");
-        self.line(|line| line.trim() == created, patience).await
     }
 
     /// Waits for a rule added to `chain` that `matches`; when it arrived.
