@@ -38,6 +38,8 @@ bench: deps
 	cargo run --release --locked -p capstan-bench -- lease-churn
 	cargo build --release --locked -p capstan
 	cargo run --release --locked -p capstan-bench -- pods
+	cargo run --release --locked -p capstan-bench -- services
+	cargo run --release --locked -p capstan-bench -- dns
 
 deps:
 	@command -v kubectl >/dev/null || { echo "kubectl (v1.32+) is required for the end-to-end tests"; exit 1; }

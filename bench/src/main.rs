@@ -3,11 +3,13 @@
 //! human summary plus progress on stderr.
 
 mod api;
+mod dns;
 mod lease_churn;
 mod pods;
 mod raw;
 mod report;
 mod scheduler;
+mod services;
 mod stats;
 mod store;
 
@@ -42,10 +44,21 @@ enum Command {
     /// Pod startup latency on a real node (containerd) next to the raw CRI
     /// floor, node Ready time and the server's memory with running pods.
     Pods(pods::PodsArgs),
+    /// Service proxy at 1,000 Services / 10,000 endpoints: initial sync and
+    /// single endpoint changes to the kernel, inside a network namespace of
+    /// its own (needs root).
+    Services(services::ServicesArgs),
+    /// Cluster DNS queries/s and latency from UDP clients on loopback (A
+    /// records of Services, NXDOMAIN) against `capstan server`.
+    Dns(dns::DnsArgs),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Command::Services(_) = cli.command {
+        // Before the runtime's threads exist, so that they and every child are inside.
+        services::netns::enter()?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,6 +69,8 @@ fn main() -> Result<()> {
         Command::Api(args) => runtime.block_on(api::run(args)),
         Command::Scheduler(args) => runtime.block_on(scheduler::run(args)),
         Command::Pods(args) => runtime.block_on(pods::run(args)),
+        Command::Services(args) => runtime.block_on(services::run(args)),
+        Command::Dns(args) => runtime.block_on(dns::run(args)),
     }
 }
 
@@ -140,6 +155,27 @@ mod tests {
             let argv = std::iter::once("capstan-bench").chain(bad.iter().copied());
             assert!(Cli::try_parse_from(argv).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn services_and_dns_defaults() {
+        let cli = Cli::try_parse_from(["capstan-bench", "services"]).unwrap();
+        let Command::Services(args) = cli.command else {
+            panic!("not services")
+        };
+        assert_eq!(
+            (args.services, args.endpoints_per_service, args.changes),
+            (1000, 10, 20)
+        );
+        assert_eq!(args.min_sync_period_ms, 1000.0);
+        let cli = Cli::try_parse_from(["capstan-bench", "dns", "--concurrency", "2,16"]).unwrap();
+        let Command::Dns(args) = cli.command else {
+            panic!("not dns")
+        };
+        assert_eq!((args.services, args.duration_secs), (100, 5.0));
+        assert_eq!(args.concurrency, vec![2, 16]);
+        assert!(Cli::try_parse_from(["capstan-bench", "services", "--services", "0"]).is_err());
+        assert!(Cli::try_parse_from(["capstan-bench", "dns", "--timeout-ms", "-5"]).is_err());
     }
 
     #[test]

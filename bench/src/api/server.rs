@@ -96,6 +96,7 @@ impl Server {
             command.args(["--datastore-endpoint", url]);
         }
         command.args(extra_args);
+        die_with_parent(&mut command);
         let child = command
             .spawn()
             .with_context(|| format!("starting {} server", binary.display()))?;
@@ -160,6 +161,23 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         stop_child(&mut self.child, "capstan server", STOP_TIMEOUT);
+    }
+}
+
+/// Makes the kernel SIGKILL the child when the thread that spawned it
+/// dies, so a benchmark killed without running its destructors leaves no
+/// server behind. (The spawning thread is an async worker or the main
+/// thread, which live as long as the benchmark.)
+pub fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl(2) is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -242,6 +260,11 @@ pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     proc_status_kib(pid, "VmHWM:").map(|kib| stats::round3(kib as f64 / 1024.0))
 }
 
+/// A process's resident memory now (VmRSS), in MiB.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    proc_status_kib(pid, "VmRSS:").map(|kib| stats::round3(kib as f64 / 1024.0))
+}
+
 /// A `kB` field of `/proc/<pid>/status`.
 fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -256,6 +279,19 @@ pub fn process_cpu(pid: u32) -> Option<Duration> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After the command name: state is field 3, utime 14, stime 15.
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    ticks_to_duration(ticks)
+}
+
+/// [`process_cpu`] plus the CPU time of the children it has waited for
+/// (cutime, cstime): a process that shells out (the proxy runs `nft`) spends
+/// much of its time there.
+pub fn process_cpu_with_children(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = (11..=14)
+        .map(|i| fields.get(i)?.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
     ticks_to_duration(ticks)
 }
 

@@ -73,12 +73,15 @@ impl NodeArgs {
 
     /// `--node-name`, else the host name (lowercased, as upstream).
     pub fn node_name(&self) -> String {
-        self.node_name.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_lowercase())
-                .unwrap_or_else(|_| "localhost".into())
-        })
+        self.node_name.clone().unwrap_or_else(host_name)
     }
+}
+
+/// The machine's host name, lowercased as upstream does for node names.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Runs a real node until `shutdown`: containerd (unless an endpoint is
@@ -213,16 +216,7 @@ impl AgentArgs {
     }
 
     async fn client(&self) -> Result<kube::Client> {
-        let text = std::fs::read_to_string(&self.kubeconfig)
-            .with_context(|| format!("reading {}", self.kubeconfig.display()))?;
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&text).context("parsing the kubeconfig")?;
-        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .context("configuring the API client")?;
-        if let Some(server) = &self.server {
-            config.cluster_url = server.parse().with_context(|| format!("--server {server:?}"))?;
-        }
-        Ok(kube::Client::try_from(config)?)
+        crate::kubeconfig::client(&self.kubeconfig, self.server.as_deref()).await
     }
 
     /// Runs a real node (or, with `--simulate N`, hollow nodes) until SIGTERM or Ctrl-C.

@@ -12,6 +12,8 @@ mod component;
 mod dns;
 mod image;
 mod killall;
+mod kubeconfig;
+mod proxy;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -37,8 +39,13 @@ enum Command {
     ControllerManager(component::ComponentArgs),
     /// Run only the kubelet.
     Kubelet,
-    /// Run only the service proxy.
-    Proxy,
+    /// Run only the service proxy (kube-proxy's nftables mode), against a server's API.
+    ///
+    /// Watches Services and EndpointSlices and programs ClusterIPs, NodePorts, external and
+    /// LoadBalancer IPs into the nftables table `capstan-proxy`; routes the service CIDR to the
+    /// sink device `capstan-svc` so service addresses never leave the machine. Needs root
+    /// (CAP_NET_ADMIN). Runs until SIGTERM or Ctrl-C, then removes its table and route.
+    Proxy(proxy::ProxyArgs),
     /// Create and list node join tokens.
     Token,
     /// Print the admin kubeconfig.
@@ -59,12 +66,12 @@ impl Command {
             | Command::Scheduler(_)
             | Command::ControllerManager(_)
             | Command::Killall(_)
+            | Command::Proxy(_)
             | Command::Image(_) => {
                 return None;
             }
             Command::Apiserver => ("apiserver", "the API server (issue #3)"),
             Command::Kubelet => ("kubelet", "the kubelet (issue #5)"),
-            Command::Proxy => ("proxy", "the service proxy (issue #6)"),
             Command::Token => ("token", "node join with a token (roadmap)"),
         };
         Some(format!("capstan {name}: not built yet; it arrives with {part}"))
@@ -115,6 +122,7 @@ fn main() -> std::process::ExitCode {
         Command::Agent(args) => args.run(),
         Command::Scheduler(args) => args.run(component::Component::Scheduler),
         Command::ControllerManager(args) => args.run(component::Component::ControllerManager),
+        Command::Proxy(args) => args.run(),
         _ => unreachable!("handled above"),
     };
     match result {
