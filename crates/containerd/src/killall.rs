@@ -101,6 +101,7 @@ pub async fn killall(options: &KillallOptions) -> Result<KillallReport, Error> {
     report.cgroups_removed = remove_cgroups(cgroup_root).await;
     report.bridge_removed = delete_link(&options.cni_bridge).await;
     report.firewall_rules_removed = remove_cni_rules(&sandbox_ids).await;
+    remove_empty_nat_table().await;
     tracing::info!(?report, "killall done");
     Ok(report)
 }
@@ -368,6 +369,44 @@ async fn remove_cni_rules(ids: &BTreeSet<String>) -> usize {
     removed
 }
 
+/// CNI's rules live in iptables' `ip nat` table. Once the last sandbox's
+/// rules are gone, what is left is empty chains and the portmap plugin's
+/// scaffolding (`CNI-HOSTPORT-SETMARK`/`-MASQ` and the base chains' jumps to
+/// them). The table is removed then, and only then: any other rule — a live
+/// port mapping, someone else's NAT — keeps it.
+async fn remove_empty_nat_table() {
+    let Ok(listing) = Command::new("nft").args(["list", "table", "ip", "nat"]).output().await else {
+        return;
+    };
+    if listing.status.success() && only_cni_scaffolding(&String::from_utf8_lossy(&listing.stdout)) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", "nat"])
+            .status()
+            .await;
+    }
+}
+
+/// Whether an `nft list table` text holds nothing but empty chains and
+/// portmap's scaffolding (see [`remove_empty_nat_table`]).
+fn only_cni_scaffolding(table: &str) -> bool {
+    let mut chain = "";
+    table.lines().map(str::trim).all(|line| {
+        if let Some(name) = line.strip_prefix("chain ") {
+            chain = name.trim_end_matches(" {").trim();
+            return true;
+        }
+        let structural = line.is_empty()
+            || line == "}"
+            || line.starts_with("table ")
+            || line.starts_with("type ")
+            || line.starts_with('#');
+        structural
+            || matches!(chain, "CNI-HOSTPORT-SETMARK" | "CNI-HOSTPORT-MASQ")
+            || line.ends_with("jump CNI-HOSTPORT-MASQ")
+            || line.ends_with("jump CNI-HOSTPORT-DNAT")
+    })
+}
+
 /// Splits an `iptables-save` rule into arguments (double quotes group, `\"` escapes).
 fn split_rule(rule: &str) -> Vec<String> {
     let mut args = Vec::new();
@@ -533,5 +572,42 @@ mod tests {
     fn decodes_mountinfo_escapes() {
         assert_eq!(unescape_mount(r"/a\040b\011c"), "/a b\tc");
         assert_eq!(unescape_mount(r"/plain\"), "/plain\\");
+    }
+
+    const SCAFFOLDING: &str = "table ip nat {
+	chain POSTROUTING {
+		type nat hook postrouting priority srcnat; policy accept;
+		 counter packets 6226 bytes 377730 jump CNI-HOSTPORT-MASQ
+	}
+	chain CNI-HOSTPORT-SETMARK {
+		 counter packets 0 bytes 0 meta mark set mark or 0x2000
+	}
+	chain CNI-HOSTPORT-MASQ {
+		meta mark & 0x00002000 == 0x00002000 counter packets 0 bytes 0 masquerade
+	}
+	chain CNI-HOSTPORT-DNAT {
+	}
+	chain PREROUTING {
+		type nat hook prerouting priority dstnat; policy accept;
+		fib daddr type local counter packets 456 bytes 27376 jump CNI-HOSTPORT-DNAT
+	}
+	chain CNI-49281588fc6e5256ef8dca1d {
+	}
+}
+";
+
+    #[test]
+    fn portmap_scaffolding_goes_live_mappings_and_other_rules_stay() {
+        assert!(only_cni_scaffolding(SCAFFOLDING));
+        let live = SCAFFOLDING.replace(
+            "chain CNI-HOSTPORT-DNAT {\n",
+            "chain CNI-HOSTPORT-DNAT {\n\t\ttcp dport 8080 jump CNI-DN-1234\n",
+        );
+        assert!(!only_cni_scaffolding(&live));
+        let docker = SCAFFOLDING.replace(
+            "jump CNI-HOSTPORT-MASQ\n",
+            "jump CNI-HOSTPORT-MASQ\n\t\toifname != \"docker0\" ip saddr 172.17.0.0/16 masquerade\n",
+        );
+        assert!(!only_cni_scaffolding(&docker));
     }
 }
