@@ -48,7 +48,7 @@ const NODE_LOCK: &str = "/var/tmp/capstan-e2e-node.lock";
 /// Takes the machine-wide real-node lock ([`NODE_LOCK`]), waiting for it;
 /// held until the returned file is dropped. (flock is per open file: one
 /// process must not take it twice.)
-fn node_lock() -> std::fs::File {
+pub fn node_lock() -> std::fs::File {
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
