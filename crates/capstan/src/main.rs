@@ -1,11 +1,11 @@
 //! `capstan`: a Kubernetes distribution in one binary.
 //!
 //! Each subcommand runs one part of the Kubernetes architecture, or all of
-//! the control plane and a node together (`server`). The parts live in their
-//! own crates (`capstan-store`, and as they are built the API server,
-//! scheduler, controller manager, kubelet and proxy); this binary only parses
-//! flags and wires them up. Subcommands whose part is not built yet say so
-//! and exit non-zero rather than pretend.
+//! the control plane and a node together (`server`; with `--disable-*` flags
+//! only some of it, e.g. only the API server). `agent` is a node: the kubelet
+//! and the service proxy. The parts live in their own crates; this binary
+//! only parses flags and wires them up. Subcommands whose part is not built
+//! yet say so and exit non-zero rather than pretend.
 
 mod agent;
 mod component;
@@ -31,14 +31,10 @@ enum Command {
     Server(Box<server::ServerArgs>),
     /// Run a node (kubelet on containerd) joined to a server, or N hollow nodes (--simulate N).
     Agent(agent::AgentArgs),
-    /// Run only the API server.
-    Apiserver,
     /// Run only the scheduler, against a server's API.
     Scheduler(component::ComponentArgs),
     /// Run only the controller manager, against a server's API.
     ControllerManager(component::ComponentArgs),
-    /// Run only the kubelet.
-    Kubelet,
     /// Run only the service proxy (kube-proxy's nftables mode), against a server's API.
     ///
     /// Watches Services and EndpointSlices and programs ClusterIPs, NodePorts, external and
@@ -70,8 +66,6 @@ impl Command {
             | Command::Image(_) => {
                 return None;
             }
-            Command::Apiserver => ("apiserver", "the API server (issue #3)"),
-            Command::Kubelet => ("kubelet", "the kubelet (issue #5)"),
             Command::Token => ("token", "node join with a token (roadmap)"),
         };
         Some(format!("capstan {name}: not built yet; it arrives with {part}"))
