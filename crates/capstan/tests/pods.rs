@@ -687,3 +687,46 @@ spec:
     assert!(get(format!("{node_ip}:{host_port}")).contains("via-host-port"));
     assert!(get(format!("{node_ip}:{host_net_port}")).contains("via-host-network"));
 }
+
+#[test]
+fn a_new_image_in_the_pod_spec_restarts_the_container() {
+    let c = Cluster::start_node();
+    let images = tempfile::tempdir().unwrap();
+    let tarball = images.path().join("busybox-2.tar");
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    capstan_containerd::archive::busybox(
+        "docker.io/capstan-e2e/busybox:2",
+        busybox,
+        capstan_containerd::archive::BUSYBOX_APPLETS,
+    )
+    .env("VERSION=2") // another image, not the same one under a second name
+    .write_to(&tarball)
+    .unwrap();
+    c.import_image(&tarball);
+    c.ok_in(
+        &["apply", "-f", "-"],
+        &pod_yaml("upgrade", "exec sleep 3600", "  terminationGracePeriodSeconds: 1\n"),
+    );
+    let first = wait_pod(&c, "upgrade", Duration::from_secs(60), running_and_ready);
+    let first_id = container(&first, "main")["containerID"].as_str().unwrap().to_string();
+
+    c.ok(&["set", "image", "pod/upgrade", "main=capstan-e2e/busybox:2"]);
+    let pod = wait_pod(&c, "upgrade", Duration::from_secs(60), |p| {
+        let m = container(p, "main");
+        m["image"] == "docker.io/capstan-e2e/busybox:2" && m["state"]["running"].is_object()
+    });
+    let main = container(&pod, "main");
+    assert_ne!(main["containerID"], first_id.as_str(), "a new container");
+    assert_eq!(main["restartCount"], 1, "{main}");
+    assert_eq!(
+        main["lastState"]["terminated"]["containerID"],
+        first_id.as_str(),
+        "{main}"
+    );
+    wait_event(
+        &c,
+        "upgrade",
+        "Killing",
+        "Container main definition changed, will be restarted",
+    );
+}

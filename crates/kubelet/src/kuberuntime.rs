@@ -353,6 +353,10 @@ impl PodRuntime {
         for c in &spec.containers {
             let (did, when) = match view.latest(&c.name) {
                 None => (self.start(pod, c, sandbox, config, 0).await, None),
+                Some(run) if run.state == State::Running && changed_definition(run, c) => {
+                    let run = run.clone();
+                    (self.replace(pod, c, &run, sandbox, config).await, None)
+                }
                 Some(run) if run.state == State::Running => (false, None),
                 Some(run) if run.state == State::Exited => {
                     let restart = status::restarts(&policy, run.exit_code);
@@ -377,6 +381,25 @@ impl PodRuntime {
             };
         }
         (changed, wake)
+    }
+
+    /// A running container whose spec changed (a pod update may change its
+    /// image) is killed and started again from the new spec, as upstream:
+    /// a new attempt, with upstream's Killing message, and no back-off.
+    async fn replace(
+        &mut self,
+        pod: &Pod,
+        container: &Container,
+        run: &RuntimeContainer,
+        sandbox: &Sandbox,
+        config: &PodSandboxConfig,
+    ) -> bool {
+        let pod_ips = self.sandbox_ips(&sandbox.id).await;
+        let why = format!("Container {} definition changed, will be restarted", container.name);
+        tracing::info!(pod = %pod_key(pod), container = %container.name, "{why}");
+        self.kill_container(pod, run, pod_grace(pod), &pod_ips, Some(why)).await;
+        self.probes.remove(&run.id);
+        self.start(pod, container, sandbox, config, run.restart_count + 1).await
     }
 
     /// Restarts an exited container unless its back-off says to wait
@@ -662,8 +685,16 @@ impl PodRuntime {
             .collect()
     }
 
-    /// preStop, then StopContainer with what is left of the grace period.
-    async fn kill_container(&self, pod: &Pod, run: &RuntimeContainer, grace: i64, pod_ips: &[String]) {
+    /// preStop, then StopContainer with what is left of the grace period;
+    /// `why` is the Killing event's message (default: upstream's "Stopping container").
+    async fn kill_container(
+        &self,
+        pod: &Pod,
+        run: &RuntimeContainer,
+        grace: i64,
+        pod_ips: &[String],
+        why: Option<String>,
+    ) {
         let spec = pod.spec.clone().unwrap_or_default();
         let container = spec
             .containers
@@ -672,7 +703,7 @@ impl PodRuntime {
             .find(|c| c.name == run.name);
         let grace = match container {
             Some(container) => {
-                let stopping = format!("Stopping container {}", container.name);
+                let stopping = why.unwrap_or_else(|| format!("Stopping container {}", container.name));
                 self.ctx.events.normal(pod, container, "Killing", stopping);
                 let target = self.probe_target(pod_ips, &run.id);
                 lifecycle::pre_stop(pod, container, &target, grace)
@@ -792,7 +823,7 @@ impl PodRuntime {
         };
         let running = view.containers.iter().filter(|c| c.state == State::Running);
         let this = &*self;
-        let stops = running.map(|c| this.kill_container(pod, c, grace, &pod_ips));
+        let stops = running.map(|c| this.kill_container(pod, c, grace, &pod_ips, None));
         futures::future::join_all(stops).await;
     }
 
@@ -864,6 +895,12 @@ impl PodRuntime {
 }
 
 /// Removes a pod's directory (volumes are unmounted first).
+/// Whether a running container was created from another spec than `container`'s
+/// now (containers without our hash annotation are left alone).
+fn changed_definition(run: &RuntimeContainer, container: &Container) -> bool {
+    !run.hash.is_empty() && run.hash != container::hash(container)
+}
+
 pub fn remove_pod_dir(dir: &Path) {
     if let Err(err) = std::fs::remove_dir_all(dir)
         && err.kind() != std::io::ErrorKind::NotFound
