@@ -150,11 +150,7 @@ async fn measure(args: &DnsArgs, binary: &Path, machine: Machine, started_at_uni
     let dns: SocketAddr = (Ipv4Addr::LOCALHOST, free_port()?).into();
     // Never queried (only cluster.local names are asked), and nothing listens there.
     let upstream: SocketAddr = (Ipv4Addr::LOCALHOST, free_port()?).into();
-    let server_args = [
-        "--disable-agent".to_string(),
-        format!("--dns-listen={dns}"),
-        format!("--dns-upstream={upstream}"),
-    ];
+    let server_args = [format!("--dns-listen={dns}"), format!("--dns-upstream={upstream}")];
     let (server, client) = Server::start_with(binary, &root, None, &server_args).await?;
     let addresses = create_services(&client, args.services).await?;
     let timeout = Duration::from_secs_f64(args.timeout_ms / 1000.0);

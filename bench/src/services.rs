@@ -173,7 +173,7 @@ pub async fn run(args: ServicesArgs) -> Result<()> {
 
 async fn measure(args: &ServicesArgs, binary: &Path, machine: Machine, started_at_unix: u64) -> Result<ServicesReport> {
     let root = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let server_args = ["--disable-agent", "--disable-dns"].map(String::from);
+    let server_args = ["--disable-dns".to_string()];
     let (server, client) = Server::start_with(binary, &root, None, &server_args).await?;
     eprintln!("[setup] creating {} services and their EndpointSlices", args.services);
     let (mut backends, setup) = objects::create(

@@ -69,7 +69,8 @@ impl Server {
         Self::start_with(binary, root, etcd_url, &[]).await
     }
 
-    /// [`Server::start`] with extra `capstan server` flags.
+    /// [`Server::start`] with extra `capstan server` flags (never a node:
+    /// `--disable-agent` is always passed; DNS on loopback unless given).
     pub async fn start_with(
         binary: &Path,
         root: &Path,
@@ -94,6 +95,15 @@ impl Server {
             .stderr(log);
         if let Some(url) = etcd_url {
             command.args(["--datastore-endpoint", url]);
+        }
+        // A control plane only: a node would run real containers (and try
+        // to pull images for the benchmarks' pods) on this machine.
+        command.arg("--disable-agent");
+        if !extra_args
+            .iter()
+            .any(|a| a.starts_with("--dns-listen") || a == "--disable-dns")
+        {
+            command.args(["--dns-listen", "127.0.0.1:0"]);
         }
         command.args(extra_args);
         die_with_parent(&mut command);
