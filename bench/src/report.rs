@@ -62,6 +62,23 @@ pub fn emit(report: &impl Serialize, json_out: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// Runs a benchmark's measurement to its report, unless Ctrl-C comes first
+/// (dropping the measurement stops what it started; `stopped` says what),
+/// then prints `summary` on stderr and [`emit`]s the JSON.
+pub async fn run_to_report<R: Serialize>(
+    measure: impl std::future::Future<Output = Result<R>>,
+    stopped: &str,
+    summary: impl FnOnce(&R) -> String,
+    json_out: Option<&Path>,
+) -> Result<()> {
+    let report = tokio::select! {
+        report = measure => report?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; {stopped}"),
+    };
+    eprint!("{}", summary(&report));
+    emit(&report, json_out)
+}
+
 /// Logs a phase's outcome on stderr; keeps the value, or files the error.
 pub fn phase<T: Progress>(tag: &str, name: &str, errors: &mut Vec<String>, result: Result<T>) -> Option<T> {
     match result {

@@ -163,12 +163,14 @@ pub async fn run(args: ServicesArgs) -> Result<()> {
         machine.cores
     );
     let started_at_unix = report::unix_now();
-    let report = tokio::select! {
-        report = measure(&args, &binary, machine, started_at_unix) => report?,
-        _ = tokio::signal::ctrl_c() => bail!("interrupted; the server and proxy were stopped"),
-    };
-    eprint!("{}", summary(&report));
-    report::emit(&report, args.json_out.as_deref())
+    let measure = measure(&args, &binary, machine, started_at_unix);
+    report::run_to_report(
+        measure,
+        "the server and proxy were stopped",
+        summary,
+        args.json_out.as_deref(),
+    )
+    .await
 }
 
 async fn measure(args: &ServicesArgs, binary: &Path, machine: Machine, started_at_unix: u64) -> Result<ServicesReport> {

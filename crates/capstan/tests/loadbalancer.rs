@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BUSYBOX, Cluster, wait_event};
+use common::{BUSYBOX, Cluster, http_get_eventually, wait_event};
 
 /// Two replicas of busybox httpd answering with their pod name.
 fn web_deployment() -> String {
@@ -76,28 +75,6 @@ fn events(c: &Cluster, service: &str, reason: &str) -> usize {
     items.filter(|e| e["reason"] == reason).count()
 }
 
-/// One HTTP GET; the body's first line.
-fn get(address: SocketAddr) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
-}
-
-/// Retries `get` until it answers (the proxy follows the status within a second or so).
-fn get_eventually(address: SocketAddr) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match get(address) {
-            Ok(body) if !body.is_empty() => return body,
-            other if Instant::now() > deadline => panic!("{address}: {other:?}"),
-            _ => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
-
 #[test]
 fn load_balancers_answer_on_the_node_address_one_per_port() {
     let c = Cluster::start_node();
@@ -133,7 +110,7 @@ fn load_balancers_answer_on_the_node_address_one_per_port() {
     let ingress = &c.get_json(&["get", "service", "web"])["status"]["loadBalancer"]["ingress"];
     assert_eq!(ingress[0]["ipMode"], "VIP", "{ingress}");
     let on_node = |port: u16| -> SocketAddr { format!("{node_ip}:{port}").parse().unwrap() };
-    let answer = get_eventually(on_node(80));
+    let answer = http_get_eventually(on_node(80));
     assert!(
         pods.split_whitespace().any(|p| p == answer),
         "{answer:?} not one of {pods}"
@@ -157,7 +134,7 @@ fn load_balancers_answer_on_the_node_address_one_per_port() {
     c.ok_in(&["apply", "-f", "-"], &classed);
     c.ok_in(&["apply", "-f", "-"], &load_balancer("web-alt", 8081, ""));
     wait_external_ip(&c, "web-alt", &node_ip);
-    let answer = get_eventually(on_node(8081));
+    let answer = http_get_eventually(on_node(8081));
     assert!(
         pods.split_whitespace().any(|p| p == answer),
         "{answer:?} not one of {pods}"
@@ -187,7 +164,7 @@ fn load_balancers_answer_on_the_node_address_one_per_port() {
     assert_eq!(external_ip(&c, "web"), "<none>");
     wait_event(&c, "web", "DeletedLoadBalancer", "Deleted load balancer");
     wait_external_ip(&c, "web-again", &node_ip);
-    let answer = get_eventually(on_node(80));
+    let answer = http_get_eventually(on_node(80));
     assert!(
         pods.split_whitespace().any(|p| p == answer),
         "{answer:?} not one of {pods}"

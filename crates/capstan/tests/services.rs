@@ -9,11 +9,10 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{BUSYBOX, Cluster, wait_pod};
+use common::{BUSYBOX, Cluster, http_get, http_get_eventually, wait_pod};
 
 /// A pod template (as a YAML flow mapping) of busybox httpd on port 8080,
 /// answering with its pod name, ready once it listens.
@@ -56,16 +55,6 @@ spec:
     )
 }
 
-/// One HTTP GET; the body's first line.
-fn get(address: SocketAddr) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
-}
-
 /// Space-separated values of `jsonpath` over the pods labelled `app=<app>`.
 fn pods_field(c: &Cluster, app: &str, jsonpath: &str) -> HashSet<String> {
     let values = c.ok(&[
@@ -97,24 +86,12 @@ fn answering(address: SocketAddr, expected: &HashSet<String>) -> HashSet<String>
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = HashSet::new();
     while &seen != expected && Instant::now() < deadline {
-        match get(address) {
+        match http_get(address) {
             Ok(body) => drop(seen.insert(body)),
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
     seen
-}
-
-/// Retries `get` until it answers (rules follow the EndpointSlice within a second or so).
-fn get_eventually(address: SocketAddr) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match get(address) {
-            Ok(body) if !body.is_empty() => return body,
-            other if Instant::now() > deadline => panic!("{address}: {other:?}"),
-            _ => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
 }
 
 #[test]
@@ -139,7 +116,7 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
         std::thread::sleep(Duration::from_millis(2500));
     };
     affinity("ClientIP");
-    let sticky: HashSet<String> = (0..20).filter_map(|_| get(service).ok()).collect();
+    let sticky: HashSet<String> = (0..20).filter_map(|_| http_get(service).ok()).collect();
     assert_eq!(sticky.len(), 1, "{sticky:?}");
     affinity("None");
     assert_eq!(
@@ -151,7 +128,7 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
     // NodePort on loopback and on the node's address.
     for host in ["127.0.0.1", node_ip.as_str()] {
         let address: SocketAddr = format!("{host}:{node_port}").parse().unwrap();
-        assert!(pods.contains(&get_eventually(address)), "{address}");
+        assert!(pods.contains(&http_get_eventually(address)), "{address}");
     }
 
     // From another pod.
@@ -172,7 +149,7 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
 
     // A Service without endpoints refuses at once.
     let nobody = c.ok(&["get", "service", "nobody", "-o", "jsonpath={.spec.clusterIP}"]);
-    let refused = get(format!("{nobody}:80").parse().unwrap()).unwrap_err();
+    let refused = http_get(format!("{nobody}:80").parse().unwrap()).unwrap_err();
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "{refused}");
 
     // Scale to one: the removed pod stops getting traffic once it leaves the slice.
@@ -194,7 +171,7 @@ fn cluster_ip_and_node_port_reach_the_ready_pods() {
     };
     assert_eq!(remaining.len(), 1);
     std::thread::sleep(Duration::from_millis(1500));
-    let after: HashSet<String> = (0..20).filter_map(|_| get(service).ok()).collect();
+    let after: HashSet<String> = (0..20).filter_map(|_| http_get(service).ok()).collect();
     assert_eq!(after, remaining.iter().cloned().collect::<HashSet<_>>());
 
     // Hairpin: the last pod reaches itself through its own Service.

@@ -432,27 +432,7 @@ impl Node {
         if !out.status.success() {
             left.push(format!("killall failed: {}", String::from_utf8_lossy(&out.stderr)));
         }
-        let data = data_dir.display().to_string();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(&data) && !cmdline.contains("killall") {
-                left.push(format!("process {}: {cmdline}", entry.file_name().to_string_lossy()));
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        left.extend(
-            mounts
-                .lines()
-                .filter(|l| l.contains(&data))
-                .map(|l| format!("mount: {l}")),
-        );
-        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let dir = hierarchy.path().join(self.cgroup_root.trim_start_matches('/'));
-            if dir.exists() {
-                left.push(format!("cgroup: {}", dir.display()));
-            }
-        }
+        left.extend(node_state_left(data_dir, &self.cgroup_root));
         if Path::new("/sys/class/net").join(&self.bridge).exists() {
             left.push(format!("bridge {}", self.bridge));
         }
@@ -530,6 +510,56 @@ impl Drop for AgentNode {
                     panic!("{message}");
                 }
             }
+        }
+    }
+}
+
+/// Processes, mounts and cgroups a node on `data_dir` with `cgroup_root` left on the host.
+pub fn node_state_left(data_dir: &Path, cgroup_root: &str) -> Vec<String> {
+    let data = data_dir.display().to_string();
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&data) && !cmdline.contains("killall") {
+            left.push(format!("process {}: {cmdline}", entry.file_name().to_string_lossy()));
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    left.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(&data))
+            .map(|l| format!("mount: {l}")),
+    );
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        let dir = hierarchy.path().join(cgroup_root.trim_start_matches('/'));
+        if dir.exists() {
+            left.push(format!("cgroup: {}", dir.display()));
+        }
+    }
+    left
+}
+
+/// One `GET /` over HTTP/1.0; the body, trimmed.
+pub fn http_get(address: std::net::SocketAddr) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
+}
+
+/// Retries [`http_get`] until it answers (the proxy's rules follow the API within a second or so).
+pub fn http_get_eventually(address: std::net::SocketAddr) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match http_get(address) {
+            Ok(body) if !body.is_empty() => return body,
+            other if Instant::now() > deadline => panic!("{address}: {other:?}"),
+            _ => std::thread::sleep(Duration::from_millis(200)),
         }
     }
 }

@@ -364,29 +364,7 @@ impl NetnsAgent {
 
     /// Processes, mounts and cgroups of this node on the host.
     fn host_state_left(&self) -> Vec<String> {
-        let data = self.data_dir.display().to_string();
-        let mut left = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(&data) && !cmdline.contains("killall") {
-                left.push(format!("process {}: {cmdline}", entry.file_name().to_string_lossy()));
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        left.extend(
-            mounts
-                .lines()
-                .filter(|l| l.contains(&data))
-                .map(|l| format!("mount: {l}")),
-        );
-        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            let dir = hierarchy.path().join(self.cgroup_root.trim_start_matches('/'));
-            if dir.exists() {
-                left.push(format!("cgroup: {}", dir.display()));
-            }
-        }
-        left
+        super::node_state_left(&self.data_dir, &self.cgroup_root)
     }
 }
 
