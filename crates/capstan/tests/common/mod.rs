@@ -201,21 +201,7 @@ impl Cluster {
 
     /// SIGTERM by PID; SIGKILL if it does not stop within 20 s.
     fn stop_server(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child, Duration::from_secs(20));
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -491,15 +477,7 @@ impl AgentNode {
 
 impl Drop for AgentNode {
     fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child, Duration::from_secs(20));
         if let Some(node) = self.node.take() {
             let left = node.clean_up(&self.data_dir);
             if !left.is_empty() {
@@ -743,21 +721,30 @@ impl HollowNodes {
 
 impl Drop for HollowNodes {
     fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill();
+        stop_child(&mut self.child, Duration::from_secs(10));
     }
+}
+
+/// Stops a child process by its PID: SIGTERM (a clean shutdown), SIGKILL
+/// if it has not exited within `grace`. Whether it stopped on SIGTERM.
+pub fn stop_child(child: &mut Child, grace: Duration) -> bool {
+    if let Ok(Some(_)) = child.try_wait() {
+        return true;
+    }
+    // SAFETY: kill(2) on the PID of a child we have not reaped yet.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
 }
 
 pub fn free_port() -> u16 {

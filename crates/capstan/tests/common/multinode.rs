@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Cluster, build_test_images, free_port, node_lock, rand_u32};
+use super::{Cluster, build_test_images, free_port, node_lock, rand_u32, stop_child};
 
 /// The pod range of the test cluster (`--cluster-cidr` of server and agents).
 pub const CLUSTER_CIDR: &str = "10.98.0.0/16";
@@ -305,8 +305,8 @@ impl NetnsAgent {
     /// `capstan killall` in the namespace, then a look for anything left.
     fn clean_up(&mut self) -> Vec<String> {
         let mut left = Vec::new();
-        if let Some(child) = self.child.take() {
-            match stop(child) {
+        if let Some(mut child) = self.child.take() {
+            match stop_child(&mut child, Duration::from_secs(20)) {
                 true => left.extend(self.networking_left("after a clean shutdown")),
                 false => left.push(format!("{} did not stop within 20 s of SIGTERM", self.name)),
             }
@@ -366,24 +366,6 @@ impl NetnsAgent {
     fn host_state_left(&self) -> Vec<String> {
         super::node_state_left(&self.data_dir, &self.cgroup_root)
     }
-}
-
-/// SIGTERM by PID; SIGKILL after 20 s. True when it stopped by itself.
-fn stop(mut child: Child) -> bool {
-    // SAFETY: kill(2) on the PID of a child we have not reaped yet.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    false
 }
 
 /// A /24 `10.99.N` that no address or route on the host touches.
